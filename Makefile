@@ -1,0 +1,35 @@
+# Nodefleet: `make run` (quick start on SQLite) and `make test` (the suite on PostgreSQL).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TEST_DATABASE_URL ?= postgres://root@127.0.0.1:5432/nodefleet
+
+.PHONY: venv run test lint format bench clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+## Quick start: migrate a local SQLite database, seed the demo fleet, print a login, serve.
+run: venv
+	DEBUG=1 $(BIN)/python manage.py migrate --no-input -v 0
+	DEBUG=1 $(BIN)/python manage.py seed_demo
+	DEBUG=1 $(BIN)/python manage.py demo_login
+	DEBUG=1 $(BIN)/python manage.py runserver 127.0.0.1:8000
+
+## The whole suite, against PostgreSQL (DATABASE_URL, default the local server).
+test: venv
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} $(BIN)/python -m pytest
+
+lint: venv
+	$(BIN)/ruff check .
+
+format: venv
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache

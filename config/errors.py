@@ -1,0 +1,94 @@
+"""The one error hierarchy of Nodefleet: every refusal carries a code, an HTTP status and a
+detail text that the API, the admin and the commands all show as they are (pure Python)."""
+
+
+class ApplicationError(Exception):
+    """Base of every error a user can be shown. `extra` holds the code's own fields (§4)."""
+
+    code = "error"
+    status = 500
+    title = "Error"
+
+    def __init__(self, detail: str, **extra):
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+    @property
+    def type(self) -> str:
+        return f"/problems/{self.code}"
+
+    def as_problem(self) -> dict:
+        """RFC 9457 problem details (the body of `application/problem+json`)."""
+        return {
+            "type": self.type,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            "code": self.code,
+            **self.extra,
+        }
+
+
+class NotFound(ApplicationError):
+    code, status, title = "not_found", 404, "Not found"
+
+
+class InvalidInput(ApplicationError):
+    """Malformed input; `errors` maps each field to its messages."""
+
+    code, status, title = "invalid", 400, "Invalid input"
+
+    def __init__(self, detail: str, *, errors: dict):
+        super().__init__(detail, errors=errors)
+
+
+class AlreadyOnImage(ApplicationError):
+    code, status, title = "already_on_image", 409, "Node already runs this image"
+
+
+class IncompatibleImage(ApplicationError):
+    code, status, title = "incompatible_image", 422, "Image of another protocol"
+
+
+class InvalidImageConfig(ApplicationError):
+    code, status, title = "invalid_image_config", 422, "Image requirements are invalid"
+
+
+class ResourceOverflow(ApplicationError):
+    code, status, title = "resource_overflow", 422, "Resource beyond the 64-bit limit"
+
+    def __init__(self, detail: str, *, resource: str):
+        super().__init__(detail, resource=resource)
+
+
+class InsufficientCapacity(ApplicationError):
+    code, status, title = "insufficient_capacity", 409, "Not enough capacity on the host"
+
+    def __init__(self, detail: str, *, host: str, shortfalls: list[dict]):
+        super().__init__(detail, host=host, shortfalls=shortfalls)
+
+
+class CounterDrift(ApplicationError):
+    code, status, title = "counter_drift", 409, "Host counters disagree with its nodes"
+
+    def __init__(self, detail: str, *, host: str, resource: str):
+        super().__init__(detail, host=host, resource=resource)
+
+
+class Busy(ApplicationError):
+    """The database could not serve the change now (lock timeout, deadlock, lost connection)."""
+
+    code, status, title = "busy", 503, "Busy, try again"
+
+    def __init__(self, detail: str, *, retry_after: int = 1):
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class NotAuthenticated(ApplicationError):
+    code, status, title = "not_authenticated", 401, "Not authenticated"
+
+
+class PermissionDenied(ApplicationError):
+    code, status, title = "permission_denied", 403, "Permission denied"

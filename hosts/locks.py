@@ -1,0 +1,32 @@
+"""Row locks, and THE lock order every writer keeps, written here once.
+
+    1. a node's row, then its host's row (taken together by one statement);
+    2. several hosts: in primary-key order.
+
+Writers: node_create locks its host; node_upgrade and node_delete lock the node with its host;
+repair locks hosts only, in pk order, one batch per transaction. No writer locks a node while
+holding a host lock of another statement, so waits always point the same way and cannot form a
+cycle. Locks are FOR NO KEY UPDATE: they keep out other writers of the row but not inserts of
+rows that reference it (NodeLog, Command), which would otherwise queue behind the counters.
+Every helper evaluates its queryset: an unevaluated one takes no lock.
+"""
+
+from collections.abc import Iterable
+
+from django.db.models import QuerySet
+
+from hosts.models import Host
+
+
+def lock_with_host(queryset: QuerySet, pk):
+    """Locks one row of a model with a `host` FK together with its host; returns it, host joined."""
+    return queryset.select_related("host").select_for_update(of=("self", "host"), no_key=True).get(pk=pk)
+
+
+def lock_host(pk) -> Host:
+    return Host.objects.select_for_update(no_key=True).get(pk=pk)
+
+
+def lock_hosts(pks: Iterable) -> list[Host]:
+    """Locks several hosts in primary-key order; returns them in that order."""
+    return list(Host.objects.filter(pk__in=list(pks)).order_by("pk").select_for_update(no_key=True))

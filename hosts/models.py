@@ -1,0 +1,81 @@
+"""Hosts: capacity and the allocation counters that must equal the sum of their nodes."""
+
+import uuid
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+from config.units import BIGINT_MAX
+
+_amount = [MinValueValidator(0), MaxValueValidator(BIGINT_MAX)]
+
+#: host counter field -> the resource it sums (node_count counts nodes).
+COUNTER_OF_RESOURCE = {
+    "cpu_cores": "node_cpu_cores",
+    "memory_bytes": "node_memory_bytes",
+    "disk_bytes": "node_disk_bytes",
+}
+COUNTER_FIELDS = ("node_count", *COUNTER_OF_RESOURCE.values())
+
+
+class Source(models.TextChoices):
+    API = "api", "API"
+    ADMIN = "admin", "Admin"
+    CLI = "cli", "Command line"
+
+
+class Host(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=200, unique=True)
+
+    cpu_cores = models.BigIntegerField(validators=_amount)
+    memory_bytes = models.BigIntegerField(validators=_amount)
+    disk_bytes = models.BigIntegerField(validators=_amount)
+
+    # Allocation counters: written only by the services in hosts.counters / hosts.repair.
+    node_count = models.BigIntegerField(default=0, editable=False)
+    node_cpu_cores = models.BigIntegerField(default=0, editable=False)
+    node_memory_bytes = models.BigIntegerField(default=0, editable=False)
+    node_disk_bytes = models.BigIntegerField(default=0, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+        permissions = [
+            ("overcommit_host", "Can place nodes past a host's capacity (force)"),
+            ("repair_counters", "Can repair a host's allocation counters"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(**{f"{field}__gte": 0}), name=f"host_{field}_non_negative")
+            for field in ("cpu_cores", "memory_bytes", "disk_bytes", *COUNTER_FIELDS)
+        ]
+
+    def __str__(self):
+        return self.name
+
+    def counters(self) -> dict[str, int]:
+        return {field: getattr(self, field) for field in COUNTER_FIELDS}
+
+
+class CounterRepair(models.Model):
+    """One repair of one host's counters: what they held and what they were set to."""
+
+    host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="repairs")
+    old_node_count = models.BigIntegerField()
+    old_node_cpu_cores = models.BigIntegerField()
+    old_node_memory_bytes = models.BigIntegerField()
+    old_node_disk_bytes = models.BigIntegerField()
+    new_node_count = models.BigIntegerField()
+    new_node_cpu_cores = models.BigIntegerField()
+    new_node_memory_bytes = models.BigIntegerField()
+    new_node_disk_bytes = models.BigIntegerField()
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    source = models.CharField(max_length=10, choices=Source.choices)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"repair of {self.host_id} at {self.created_at:%Y-%m-%d %H:%M:%S}"

@@ -1,0 +1,371 @@
+"""Services that change nodes: node_create, node_upgrade (and its dry run, node_upgrade_plan),
+node_delete.
+
+The invariant each keeps: at every commit, a host's counters equal the COUNT and SUMs of its
+nodes' allocations. Each runs in one transaction that holds the host's row lock (hosts.locks)
+while the counters change by F() deltas (hosts.counters), and writes the node, the counters,
+the NodeLog entry and the Command together, or nothing.
+"""
+
+import copy
+import dataclasses
+import logging
+import uuid
+from dataclasses import dataclass, field
+
+from django.db import IntegrityError, transaction
+
+from config.db import atomic_with_retry
+from config.errors import AlreadyOnImage, ApplicationError, IncompatibleImage, InvalidInput, NotFound
+from hosts.counters import CounterCheck, host_counters_apply, host_counters_check, host_counters_write
+from hosts.locks import lock_host, lock_with_host
+from hosts.models import Host, Source
+from nodes.models import Command, CommandKind, Image, Node, NodeEvent, NodeLog, NodeState
+from nodes.resources import ImageSpec, PropertySpec, Resources, carry_over, full_config, required_allocation
+
+logger = logging.getLogger("nodes.services")
+
+NAME_MAX_LENGTH = Node._meta.get_field("name").max_length
+
+
+def image_spec(image: Image) -> ImageSpec:
+    """The pure view of an image (its `properties` prefetched or fetched here)."""
+    return ImageSpec(
+        id=image.pk,
+        protocol=image.protocol,
+        version=image.version,
+        minimum=Resources.from_mapping(vars(image), prefix="min_"),
+        properties=tuple(
+            PropertySpec(prop.key, prop.default_value, Resources.from_mapping(vars(prop), prefix="add_"))
+            for prop in image.properties.all()
+        ),
+    )
+
+
+def _as_uuid(value, what: str) -> uuid.UUID:
+    try:
+        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+    except ValueError:
+        raise NotFound(f"No {what} with id {value!r}.") from None
+
+
+def _image_specs(*image_ids) -> dict[uuid.UUID, ImageSpec]:
+    """Specs of the given images in two queries (images, then their properties)."""
+    ids = {_as_uuid(image_id, "image") for image_id in image_ids}
+    found = {image.pk: image_spec(image) for image in Image.objects.filter(pk__in=ids).prefetch_related("properties")}
+    for image_id in ids - found.keys():
+        raise NotFound(f"No image with id {image_id}.")
+    return found
+
+
+def _lock_node(node_id) -> Node:
+    try:
+        return lock_with_host(Node.objects, _as_uuid(node_id, "node"))
+    except Node.DoesNotExist:
+        raise NotFound(f"No node with id {node_id}.") from None
+
+
+def _log(event: str, node: Node, host: Host, *, actor, source, **fields) -> NodeLog:
+    return NodeLog.objects.create(
+        event=event,
+        node_id=node.pk,
+        node_name=node.name,
+        host=host,
+        host_name=host.name,
+        actor=actor if actor is not None and actor.is_authenticated else None,
+        source=source,
+        **fields,
+    )
+
+
+def _allocation_fields(prefix: str, amounts: Resources) -> dict[str, int]:
+    return {prefix + name: amount for name, amount in amounts.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# Upgrade
+
+
+@dataclass(frozen=True)
+class UpgradeOutcome:
+    """An upgrade, planned or applied: both images and allocations, the host's counters after
+    (as they are, or would be), `fits` per resource and, for a plan, the error applying raises."""
+
+    node: Node
+    host: Host
+    from_image: ImageSpec
+    to_image: ImageSpec
+    old: Resources
+    new: Resources
+    config: dict[str, str]
+    counters: CounterCheck
+    warnings: list[str] = field(default_factory=list)
+    error: ApplicationError | None = None
+
+    @property
+    def delta(self) -> Resources:
+        return self.new - self.old
+
+    @property
+    def fits(self) -> dict[str, bool]:
+        return self.counters.fits
+
+
+def _refusal(node: Node, old: ImageSpec, new: ImageSpec, allocation: Resources) -> ApplicationError | None:
+    """The first refusal of the image checks of §2, in the contract's order."""
+    if new.id == old.id:
+        return AlreadyOnImage(f"Node {node.name} already runs {new.label}; nothing to upgrade.")
+    if new.protocol != old.protocol:
+        return IncompatibleImage(
+            f"Node {node.name} runs {old.label}; image {new.label} is of another protocol "
+            f"({new.protocol}), so the node cannot be upgraded to it."
+        )
+    try:
+        new.validate()
+        allocation.check_within_bigint(f"Node {node.name} on {new.label}")
+    except ApplicationError as error:
+        return error
+    return None
+
+
+def _upgrade_outcome(node: Node, old: ImageSpec, new: ImageSpec, *, force: bool) -> UpgradeOutcome:
+    """Computes an upgrade of `node` (its host joined) without writing anything."""
+    recorded = Resources.of(node)  # what the host's counters hold for this node
+    config, warnings = carry_over(node.properties, old, new)
+    allocation = required_allocation(new, config) if new.id != old.id else recorded
+    check = host_counters_check(host=node.host, delta=allocation - recorded, node_count_delta=0, force=force)
+    host_after = copy.copy(node.host)
+    for counter, value in check.after.items():
+        setattr(host_after, counter, value)
+    return UpgradeOutcome(
+        node=node,
+        host=host_after,
+        from_image=old,
+        to_image=new,
+        old=recorded,
+        new=allocation,
+        config=config,
+        counters=check,
+        warnings=warnings,
+        error=_refusal(node, old, new, allocation) or check.error,
+    )
+
+
+def node_upgrade_plan(*, node_id, image_id, force: bool = False) -> UpgradeOutcome:
+    """The dry run of node_upgrade: the same computation, nothing locked or written. Raises
+    `not_found` for a missing node or image; any other refusal is returned in `error`."""
+    try:
+        node = Node.objects.select_related("host").get(pk=_as_uuid(node_id, "node"))
+    except Node.DoesNotExist:
+        raise NotFound(f"No node with id {node_id}.") from None
+    specs = _image_specs(node.image_id, image_id)
+    return _upgrade_outcome(node, specs[node.image_id], specs[_as_uuid(image_id, "image")], force=force)
+
+
+def node_upgrade(*, node_id, image_id, force: bool = False, actor=None, source: str = Source.API) -> UpgradeOutcome:
+    """Moves a node to another image of its protocol, carrying its config over (§2).
+
+    Counters change by new - old allocation, where old is the node's recorded allocation (what
+    the counters hold for it). The node becomes `upgrading`; NodeLog `upgrade_started` and a
+    `node_upgrade` Command (superseding any older one of the node) are written with it."""
+
+    def work() -> UpgradeOutcome:
+        node = _lock_node(node_id)
+        specs = _image_specs(node.image_id, image_id)
+        outcome = _upgrade_outcome(node, specs[node.image_id], specs[_as_uuid(image_id, "image")], force=force)
+        if outcome.error:
+            raise outcome.error
+        host = host_counters_write(host=node.host, check=outcome.counters)
+        node.image_id = outcome.to_image.id
+        node.properties = outcome.config
+        node.state = NodeState.UPGRADING
+        for name, amount in outcome.new.items():
+            setattr(node, name, amount)
+        node.save(
+            update_fields=["image", "properties", "state", "cpu_cores", "memory_bytes", "disk_bytes", "updated_at"]
+        )
+        _log(
+            NodeEvent.UPGRADE_STARTED,
+            node,
+            host,
+            actor=actor,
+            source=source,
+            old_image_id=outcome.from_image.id,
+            new_image_id=outcome.to_image.id,
+            forced=force,
+            warnings=outcome.warnings,
+            **_allocation_fields("old_", outcome.old),
+            **_allocation_fields("new_", outcome.new),
+        )
+        Command.objects.create(
+            host=host,
+            node_id=node.pk,
+            kind=CommandKind.NODE_UPGRADE,
+            payload={"image_id": str(outcome.to_image.id), "properties": outcome.config},
+        )
+        for warning in outcome.warnings:
+            logger.warning("node %s: %s", node.name, warning)
+        transaction.on_commit(lambda: _log_upgrade(outcome, actor=actor, source=source, force=force))
+        return dataclasses.replace(outcome, host=host)
+
+    try:
+        return atomic_with_retry(work)
+    except ApplicationError as error:
+        logger.info("upgrade refused: node=%s image=%s code=%s detail=%s", node_id, image_id, error.code, error.detail)
+        raise
+
+
+def _log_upgrade(outcome: UpgradeOutcome, *, actor, source, force):
+    logger.info(
+        "node upgraded: node=%s host=%s from=%s to=%s old=%s new=%s delta=%s forced=%s actor=%s source=%s",
+        outcome.node.name,
+        outcome.host.name,
+        outcome.from_image.label,
+        outcome.to_image.label,
+        outcome.old.as_dict(),
+        outcome.new.as_dict(),
+        outcome.delta.as_dict(),
+        force,
+        getattr(actor, "username", None),
+        source,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Create and delete
+
+
+def _validate_create_input(name, properties) -> dict[str, str]:
+    errors = {}
+    if not isinstance(name, str) or not name.strip():
+        errors["name"] = ["A node needs a non-empty name."]
+    elif len(name) > NAME_MAX_LENGTH:
+        errors["name"] = [f"At most {NAME_MAX_LENGTH} characters."]
+    if properties is None:
+        properties = {}
+    if not isinstance(properties, dict):
+        errors["properties"] = ["Must be an object mapping property keys to string values."]
+    else:
+        bad = sorted(str(key) for key, value in properties.items() if not isinstance(value, str))
+        if bad:
+            errors["properties"] = [f"Values must be strings: {', '.join(bad)}."]
+    if errors:
+        raise InvalidInput("The node cannot be created from this input.", errors=errors)
+    return properties
+
+
+def _name_taken(name: str) -> InvalidInput:
+    return InvalidInput(
+        f"A node named {name} already exists.", errors={"name": ["A node with this name already exists."]}
+    )
+
+
+@dataclass(frozen=True)
+class NodeChange:
+    """A created or deleted node and its host's counters after the change."""
+
+    node: Node
+    host: Host
+
+
+def node_create(
+    *,
+    name: str,
+    host_id,
+    image_id,
+    properties: dict | None = None,
+    force: bool = False,
+    actor=None,
+    source: str = Source.API,
+) -> NodeChange:
+    """Places a new node on a host: allocation from its config on the image, capacity checked
+    (unless force), counters += allocation and node_count + 1, NodeLog `created`, Command
+    `node_create`. Properties must be keys of the image; missing keys take its defaults."""
+    properties = _validate_create_input(name, properties)
+
+    def work() -> NodeChange:
+        try:
+            host = lock_host(_as_uuid(host_id, "host"))
+        except Host.DoesNotExist:
+            raise NotFound(f"No host with id {host_id}.") from None
+        spec = next(iter(_image_specs(image_id).values()))
+        unknown = sorted(set(properties) - spec.defaults().keys())
+        if unknown:
+            raise InvalidInput(
+                f"Image {spec.label} has no propert{'y' if len(unknown) == 1 else 'ies'} {', '.join(unknown)}.",
+                errors={"properties": [f"Unknown key for {spec.label}: {key}." for key in unknown]},
+            )
+        if Node.objects.filter(name=name).exists():
+            raise _name_taken(name)
+        config = full_config(spec, properties)
+        allocation = required_allocation(spec.validate(), config).check_within_bigint(f"Node {name} on {spec.label}")
+        host = host_counters_apply(host=host, delta=allocation, node_count_delta=1, force=force)
+        node = Node.objects.create(
+            name=name, host=host, image_id=spec.id, properties=config, state=NodeState.RUNNING, **allocation.as_dict()
+        )
+        _log(
+            NodeEvent.CREATED,
+            node,
+            host,
+            actor=actor,
+            source=source,
+            new_image_id=spec.id,
+            forced=force,
+            **_allocation_fields("new_", allocation),
+        )
+        Command.objects.create(
+            host=host,
+            node_id=node.pk,
+            kind=CommandKind.NODE_CREATE,
+            payload={"image_id": str(spec.id), "properties": config},
+        )
+        transaction.on_commit(
+            lambda: logger.info(
+                "node created: node=%s host=%s image=%s allocation=%s forced=%s source=%s",
+                name,
+                host.name,
+                spec.label,
+                allocation.as_dict(),
+                force,
+                source,
+            )
+        )
+        return NodeChange(node=node, host=host)
+
+    try:
+        return atomic_with_retry(work)
+    except IntegrityError:  # a concurrent create took the name between our check and insert
+        raise _name_taken(name) from None
+
+
+def node_delete(*, node_id, actor=None, source: str = Source.API) -> NodeChange:
+    """Removes a node: counters -= its allocation and node_count - 1 (refused with
+    `counter_drift` if one would go below zero), NodeLog `deleted`, Command `node_delete`."""
+
+    def work() -> NodeChange:
+        node = _lock_node(node_id)
+        allocation = Resources.of(node)
+        host = host_counters_apply(host=node.host, delta=Resources() - allocation, node_count_delta=-1)
+        Node.objects.filter(pk=node.pk).delete()
+        _log(
+            NodeEvent.DELETED,
+            node,
+            host,
+            actor=actor,
+            source=source,
+            old_image_id=node.image_id,
+            **_allocation_fields("old_", allocation),
+        )
+        Command.objects.create(host=host, node_id=node.pk, kind=CommandKind.NODE_DELETE, payload={})
+        transaction.on_commit(
+            lambda: logger.info(
+                "node deleted: node=%s host=%s allocation=%s source=%s",
+                node.name,
+                host.name,
+                allocation.as_dict(),
+                source,
+            )
+        )
+        return NodeChange(node=node, host=host)
+
+    return atomic_with_retry(work)
