@@ -1,6 +1,8 @@
 """factory_boy factories for the fleet. Counters of hosts made here start at zero: put nodes on
 them through the services (or `place_node`) so the counters stay the sum of their nodes."""
 
+import itertools
+
 import factory
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
@@ -59,7 +61,10 @@ class UserFactory(factory.django.DjangoModelFactory):
             self.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
 
 
+_node_numbers = itertools.count(1)
+
+
 def place_node(*, host, image, name=None, properties=None, force=False):
     """A node created through the service, so its host's counters count it."""
-    name = name or f"node-{Host.objects.count()}-{factory.Faker._get_faker().uuid4()[:8]}"
+    name = name or f"node-{next(_node_numbers):05d}"
     return node_create(name=name, host_id=host.pk, image_id=image.pk, properties=properties, force=force).node

@@ -1,0 +1,87 @@
+"""upgrade_node and seed_demo as an operator runs them."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection
+
+from hosts.models import Host
+from nodes.models import Node, NodeLog
+from tests.factories import GiB, HostFactory, ImageFactory, place_node
+from tests.invariants import assert_counters_exact
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def manage(*args):
+    """Runs manage.py in a subprocess against the test database, as a shell would."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings_test"}
+    db = connection.settings_dict
+    env["DATABASE_URL"] = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_upgrade_node_from_a_shell_exits_0_1_and_2():
+    host = HostFactory(cpu_cores=8)
+    old = ImageFactory(protocol="ethereum", version="1.0")
+    new = ImageFactory(protocol="ethereum", version="2.0", min_cpu_cores=4, min_memory_bytes=16 * GiB)
+    ImageFactory(protocol="ethereum", version="9.0", min_cpu_cores=64)
+    node = place_node(host=host, image=old, name="eth-a")
+
+    plan = manage("upgrade_node", "eth-a", "ethereum@2.0", "--dry-run")
+    assert (plan.returncode, Node.objects.get(pk=node.pk).image_id) == (0, old.pk)
+    assert "Would apply." in plan.stdout and "8.0 GiB -> 16.0 GiB" in plan.stdout
+
+    done = manage("upgrade_node", str(node.pk), str(new.pk))
+    assert done.returncode == 0, done.stderr
+    assert "ethereum@1.0 -> ethereum@2.0" in done.stdout
+    assert NodeLog.objects.get(event="upgrade_started").source == "cli"
+
+    refused = manage("upgrade_node", "eth-a", "ethereum@9.0")
+    assert refused.returncode == 1
+    assert "not enough CPU" in refused.stderr and "Traceback" not in refused.stderr
+
+    would_refuse = manage("upgrade_node", "eth-a", "ethereum@9.0", "--dry-run")
+    assert would_refuse.returncode == 1 and "Would be refused: not enough CPU" in would_refuse.stdout
+
+    forced = manage("upgrade_node", "eth-a", "ethereum@9.0", "--force")
+    assert forced.returncode == 0 and "(forced)" in forced.stdout
+    assert NodeLog.objects.filter(forced=True).count() == 1
+
+    assert manage("upgrade_node", "eth-a").returncode == 2  # usage error
+    assert_counters_exact()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("node", "image", "message"),
+    [("nope", "ethereum@2.0", "No node"), ("eth-a", "ethereum@7.7", "No image"), ("eth-a", "ethereum@1.0", "already")],
+)
+def test_upgrade_node_refusals_show_the_services_detail(node, image, message):
+    place_node(host=HostFactory(), image=ImageFactory(protocol="ethereum", version="1.0"), name="eth-a")
+    ImageFactory(protocol="ethereum", version="2.0")
+    with pytest.raises(CommandError, match=message) as caught:
+        call_command("upgrade_node", node, image)
+    assert caught.value.returncode == 1
+
+
+@pytest.mark.django_db
+def test_seed_demo_is_idempotent_with_consistent_counters(capsys):
+    call_command("seed_demo", hosts=5, nodes_per_host=4)
+    first = (Host.objects.count(), Node.objects.count())
+    call_command("seed_demo", hosts=5, nodes_per_host=4)
+    call_command("seed_demo", hosts=6, nodes_per_host=4)
+
+    assert first == (5, 20)
+    assert (Host.objects.count(), Node.objects.count()) == (6, 24)
+    assert "0 host(s) and 0 node(s) created" in capsys.readouterr().out
+    assert_counters_exact()
+    for node in Node.objects.select_related("image").prefetch_related("image__properties"):
+        assert set(node.properties) == {prop.key for prop in node.image.properties.all()}
