@@ -1,0 +1,135 @@
+"""Service: set hosts' allocation counters back to the truth of their nodes (host_counters_repair).
+
+The invariant it restores: a host's counters equal the COUNT and SUMs of its nodes. Hosts are
+repaired in batches, each its own transaction that locks the batch's hosts in pk order
+(hosts.locks.lock_hosts) and only then reads the truth: every writer of a node holds its host's
+lock, so under those locks the nodes of the batch cannot change and the truth read is final.
+"""
+
+import logging
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+from config.db import atomic_with_retry
+from config.errors import ResourceOverflow
+from config.units import BIGINT_MAX
+from hosts.audit import host_truths
+from hosts.locks import lock_hosts
+from hosts.models import COUNTER_FIELDS, CounterRepair, Host, Source
+
+logger = logging.getLogger("hosts.repair")
+
+
+@dataclass(frozen=True)
+class CounterChange:
+    """One host's counters as they were (`old`) and as the repair set them (`new`)."""
+
+    host_id: uuid.UUID
+    host_name: str
+    old: dict[str, int]
+    new: dict[str, int]
+
+    @property
+    def fields(self) -> list[str]:
+        """The counters that change, in COUNTER_FIELDS order."""
+        return [counter for counter in COUNTER_FIELDS if self.old[counter] != self.new[counter]]
+
+
+@dataclass
+class RepairReport:
+    """What a repair found and did: hosts checked and every change (applied, or planned in a dry run)."""
+
+    dry_run: bool = False
+    hosts_checked: int = 0
+    changes: list[CounterChange] = field(default_factory=list)
+
+
+def _pk_batches(host_ids: Iterable | None, batch_size: int) -> Iterator[list]:
+    """Host pks in pk order, `batch_size` at a time (keyset pagination: one query per batch)."""
+    hosts = Host.objects.all() if host_ids is None else Host.objects.filter(pk__in=list(host_ids))
+    last = None
+    while True:
+        page = hosts if last is None else hosts.filter(pk__gt=last)
+        batch = list(page.order_by("pk").values_list("pk", flat=True)[:batch_size])
+        if not batch:
+            return
+        yield batch
+        last = batch[-1]
+
+
+def host_counters_reconcile(
+    *, host_ids: Iterable, dry_run: bool = False, actor=None, source: str = Source.CLI
+) -> list[CounterChange]:
+    """Inside the caller's transaction: locks the hosts in pk order (unless `dry_run`), reads
+    the truth of their nodes under those locks, writes the counters that differ with a
+    CounterRepair each, and returns the changes. Call it holding no lock on another host."""
+    pks = list(host_ids)
+    hosts = lock_hosts(pks) if not dry_run else list(Host.objects.filter(pk__in=pks).order_by("pk"))
+    truths = host_truths(host_ids=pks)
+    changes = []
+    for host in hosts:
+        new = truths[host.pk]
+        if new == host.counters():
+            continue
+        for counter, value in new.items():
+            if value > BIGINT_MAX:
+                raise ResourceOverflow(
+                    f"The nodes of host {host.name} sum to {value} for {counter}, beyond the limit of "
+                    f"{BIGINT_MAX} (2**63-1): its counter cannot hold them. Move or delete nodes first.",
+                    resource=counter.removeprefix("node_"),
+                )
+        changes.append(CounterChange(host.pk, host.name, host.counters(), new))
+        for counter, value in new.items():
+            setattr(host, counter, value)
+    if changes and not dry_run:
+        changed_pks = {change.host_id for change in changes}
+        changed = [host for host in hosts if host.pk in changed_pks]
+        Host.objects.bulk_update(changed, COUNTER_FIELDS)
+        CounterRepair.objects.bulk_create(
+            CounterRepair(
+                host_id=change.host_id,
+                actor=actor if actor is not None and actor.is_authenticated else None,
+                source=source,
+                **{f"old_{counter}": value for counter, value in change.old.items()},
+                **{f"new_{counter}": value for counter, value in change.new.items()},
+            )
+            for change in changes
+        )
+    return changes
+
+
+def host_counters_repair(
+    *,
+    host_ids: Iterable | None = None,
+    batch_size: int = 500,
+    dry_run: bool = False,
+    actor=None,
+    source: str = Source.CLI,
+    progress: Callable[[int], object] | None = None,
+) -> RepairReport:
+    """Sets every (or every given) host's counters to the COUNT/SUMs of its nodes, `batch_size`
+    hosts per transaction, each batch's hosts locked in pk order before the truth is read.
+    Records a CounterRepair (old, new, actor, source) per changed host. Idempotent: a second run
+    changes nothing. `dry_run` locks and writes nothing. `progress(n)` is told of each batch."""
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    report = RepairReport(dry_run=dry_run)
+    for pks in _pk_batches(host_ids, batch_size):
+        changes = atomic_with_retry(
+            lambda pks=pks: host_counters_reconcile(host_ids=pks, dry_run=dry_run, actor=actor, source=source)
+        )
+        report.hosts_checked += len(pks)
+        report.changes.extend(changes)
+        if not dry_run:
+            for change in changes:
+                logger.info(
+                    "counters repaired: host=%s old=%s new=%s source=%s",
+                    change.host_name,
+                    change.old,
+                    change.new,
+                    source,
+                )
+        if progress is not None:
+            progress(len(pks))
+    return report
