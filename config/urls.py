@@ -1,8 +1,21 @@
 """Nodefleet's URLs: the admin, the REST API under /api/v1/ and the health check."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from config.health import healthz
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/v1/", include("nodes.api.urls")),
+    path("healthz", healthz, name="healthz"),
 ]
+
+# Under /api/ Django's own errors answer as problem details too; elsewhere (the admin) as HTML.
+handler400 = "config.exceptions.bad_request"
+handler403 = "config.exceptions.permission_denied"
+handler404 = "config.exceptions.page_not_found"
+handler500 = "config.exceptions.server_error"

@@ -1,0 +1,96 @@
+"""The REST API's plumbing, shared by every endpoint: strict JSON parsing, token authentication
+and cursor pagination (named in settings.REST_FRAMEWORK; nothing here may import DRF's views)."""
+
+import json
+import re
+
+from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework.authentication import TokenAuthentication
+from rest_framework.exceptions import AuthenticationFailed, NotFound, ParseError, ValidationError
+from rest_framework.pagination import CursorPagination
+from rest_framework.parsers import BaseParser
+
+from config.exceptions import RequestTooLarge
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+class StrictJSONParser(BaseParser):
+    """JSON bodies in UTF-8 (RFC 8259), at most DATA_UPLOAD_MAX_MEMORY_SIZE bytes; anything that
+    cannot be read (bad UTF-8, NaN, nesting too deep for the parser) is a 400, never a 500."""
+
+    media_type = "application/json"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        body = b"" if stream is None else stream.read(-1 if limit is None else limit + 1)
+        if limit is not None and len(body) > limit:
+            raise RequestTooLarge(f"The request body is larger than {limit} bytes.")
+        try:
+            return json.loads(body.decode("utf-8"), parse_constant=_refuse_constant)
+        except UnicodeDecodeError as error:
+            raise ParseError(f"The body is not valid UTF-8 (byte {error.start}).") from None
+        except RecursionError:
+            raise ParseError("The JSON document is nested too deeply.") from None
+        except ValueError as error:
+            raise ParseError(f"JSON parse error: {error}") from None
+
+
+_TOKEN_KEY = re.compile(r"[0-9a-f]{40}")
+
+
+class StrictTokenAuthentication(TokenAuthentication):
+    """DRF authtoken, refusing a malformed key before it reaches the database."""
+
+    def authenticate_credentials(self, key):
+        if not _TOKEN_KEY.fullmatch(key):
+            raise AuthenticationFailed("Invalid token.")
+        return super().authenticate_credentials(key)
+
+
+class StrictCursorPagination(CursorPagination):
+    """Cursor pagination (no COUNT) whose cursor and page size are checked: a malformed one is a
+    400 `invalid`, never a query with a value the column cannot hold."""
+
+    page_size = 100
+    max_page_size = 1000
+    page_size_query_param = "page_size"
+    ordering = "name"
+
+    def paginate_queryset(self, queryset, request, view=None):
+        self.model = queryset.model
+        return super().paginate_queryset(queryset, request, view)
+
+    def get_page_size(self, request):
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= 6 and 1 <= int(raw) <= self.max_page_size):
+            raise ValidationError({self.page_size_query_param: [f"An integer from 1 to {self.max_page_size}."]})
+        return int(raw)
+
+    def decode_cursor(self, request):
+        invalid = ValidationError({self.cursor_query_param: ["Invalid cursor."]})
+        try:
+            cursor = super().decode_cursor(request)
+        except NotFound:  # DRF's answer to a malformed cursor; it is malformed input, so a 400
+            raise invalid from None
+        if cursor is not None and cursor.position is not None:
+            field = self.model._meta.get_field(self.ordering[0].lstrip("-"))
+            if "\x00" in cursor.position:
+                raise invalid
+            try:
+                field.to_python(cursor.position)
+            except DjangoValidationError:
+                raise invalid from None
+        return cursor
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"].update({"minimum": 1, "maximum": self.max_page_size})
+        return parameters

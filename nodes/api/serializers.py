@@ -1,0 +1,251 @@
+"""Serializers of the REST API: strict input (types exactly as JSON sends them, unknown fields
+refused) and the representations of hosts, images, nodes and upgrades (§1 names, exact ints)."""
+
+from collections.abc import Mapping
+
+from django.db import models
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
+from rest_framework import serializers
+
+from config.openapi import Problem
+from config.units import RESOURCES
+from hosts.models import COUNTER_OF_RESOURCE, Host
+from nodes.models import Image, ImageProperty, Node
+
+# ---------------------------------------------------------------------------------------------
+# Strict input fields: DRF's own coerce ("1" -> True, 5 -> UUID(int=5), 5 -> "5"); these do not.
+
+
+class StrictUUIDField(serializers.UUIDField):
+    """A UUID given as a JSON string, nothing else (DRF's UUIDField also takes integers)."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """JSON `true` or `false` only (DRF's BooleanField also takes "yes", 1, "on"...)."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid")
+        return data
+
+
+def _refuse_unencodable(value: str) -> None:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise serializers.ValidationError("Must be valid Unicode text (no lone surrogates).") from None
+
+
+class StrictCharField(serializers.CharField):
+    """A JSON string, kept as sent (no trimming); no NUL character, no lone surrogate."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("trim_whitespace", False)
+        super().__init__(**kwargs)
+        self.validators.append(_refuse_unencodable)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class PropertiesField(serializers.DictField):
+    """A node's config: an object of string values whose keys are plain text."""
+
+    child = StrictCharField(allow_blank=True)
+
+    def to_internal_value(self, data):
+        if isinstance(data, Mapping):
+            for key in data:
+                if "\x00" in key:
+                    raise serializers.ValidationError("Keys may not contain NUL characters.")
+                _refuse_unencodable(key)
+        return super().to_internal_value(data)
+
+
+class StrictInputSerializer(serializers.Serializer):
+    """Refuses a field it does not declare, besides the errors of the fields it does."""
+
+    def to_internal_value(self, data):
+        unknown = sorted(set(data) - set(self.fields)) if isinstance(data, Mapping) else []
+        errors = {key: ["Unknown field."] for key in unknown}
+        try:
+            value = super().to_internal_value(data)
+        except serializers.ValidationError as error:
+            raise serializers.ValidationError({**errors, **error.detail}) from None
+        if errors:
+            raise serializers.ValidationError(errors)
+        return value
+
+
+class NodeCreateSerializer(StrictInputSerializer):
+    name = StrictCharField(max_length=Node._meta.get_field("name").max_length)
+    host_id = StrictUUIDField()
+    image_id = StrictUUIDField()
+    properties = PropertiesField(
+        required=False,
+        help_text="Property values (strings) by key; keys must exist on the image. Missing keys "
+        "take the image's defaults.",
+    )
+    force = StrictBooleanField(
+        required=False, default=False, help_text="Place past the host's capacity (needs hosts.overcommit_host)."
+    )
+
+
+class NodeUpgradeSerializer(StrictInputSerializer):
+    image_id = StrictUUIDField()
+    force = StrictBooleanField(
+        required=False, default=False, help_text="Place past the host's capacity (needs hosts.overcommit_host)."
+    )
+    dry_run = StrictBooleanField(
+        required=False, default=False, help_text="Plan only: answer what the upgrade would do; write nothing."
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Representations
+
+
+@extend_schema_field(OpenApiTypes.INT64)
+class Int64Field(serializers.IntegerField):
+    """An exact integer documented as int64 (counters and allocations are PostgreSQL bigints)."""
+
+
+class FleetModelSerializer(serializers.ModelSerializer):
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.BigIntegerField: Int64Field,
+    }
+
+
+@extend_schema_field(OpenApiTypes.INT64)
+class FreeCapacityField(serializers.Field):
+    """Capacity minus allocation of one resource; negative on a host placed past capacity."""
+
+    def __init__(self, resource: str, **kwargs):
+        self.resource = resource
+        super().__init__(source="*", read_only=True, **kwargs)
+
+    def to_representation(self, host):
+        return getattr(host, self.resource) - getattr(host, COUNTER_OF_RESOURCE[self.resource])
+
+
+class HostSerializer(FleetModelSerializer):
+    free_cpu_cores = FreeCapacityField("cpu_cores")
+    free_memory_bytes = FreeCapacityField("memory_bytes")
+    free_disk_bytes = FreeCapacityField("disk_bytes")
+
+    class Meta:
+        model = Host
+        fields = [
+            "id",
+            "name",
+            *RESOURCES,
+            "node_count",
+            *COUNTER_OF_RESOURCE.values(),
+            "free_cpu_cores",
+            "free_memory_bytes",
+            "free_disk_bytes",
+        ]
+        read_only_fields = fields
+
+
+class ImagePropertySerializer(FleetModelSerializer):
+    class Meta:
+        model = ImageProperty
+        fields = ["key", "default_value", "add_cpu_cores", "add_memory_bytes", "add_disk_bytes"]
+        read_only_fields = fields
+
+
+class ImageSerializer(FleetModelSerializer):
+    properties = ImagePropertySerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Image
+        fields = ["id", "protocol", "version", "min_cpu_cores", "min_memory_bytes", "min_disk_bytes", "properties"]
+        read_only_fields = fields
+
+
+@extend_schema_field({"type": "object", "additionalProperties": {"type": "string"}, "nullable": True})
+class ConfigField(serializers.JSONField):
+    """The node's config as stored: an object of strings (legacy rows may hold null)."""
+
+
+class NodeSerializer(FleetModelSerializer):
+    host_id = serializers.UUIDField(read_only=True)
+    image_id = serializers.UUIDField(read_only=True)
+    properties = ConfigField(read_only=True)
+
+    class Meta:
+        model = Node
+        fields = [
+            "id",
+            "name",
+            "host_id",
+            "image_id",
+            "properties",
+            *RESOURCES,
+            "state",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class ResourcesSerializer(serializers.Serializer):
+    cpu_cores = Int64Field(read_only=True)
+    memory_bytes = Int64Field(read_only=True)
+    disk_bytes = Int64Field(read_only=True)
+
+
+class UpgradeChangeSerializer(serializers.Serializer):
+    from_image_id = serializers.UUIDField(source="from_image.id", read_only=True)
+    to_image_id = serializers.UUIDField(source="to_image.id", read_only=True)
+    old = ResourcesSerializer(read_only=True)
+    new = ResourcesSerializer(read_only=True)
+    delta = ResourcesSerializer(read_only=True, help_text="new - old (negative where the node shrinks)")
+
+
+class UpgradeSerializer(serializers.Serializer):
+    """An applied upgrade (nodes.services.UpgradeOutcome): the node and its host after it."""
+
+    node = NodeSerializer(read_only=True)
+    host = HostSerializer(read_only=True)
+    upgrade = UpgradeChangeSerializer(source="*", read_only=True)
+
+
+class FitsSerializer(serializers.Serializer):
+    cpu_cores = serializers.BooleanField(read_only=True)
+    memory_bytes = serializers.BooleanField(read_only=True)
+    disk_bytes = serializers.BooleanField(read_only=True)
+
+
+@extend_schema_field(Problem)
+class ProblemField(serializers.Field):
+    def to_representation(self, error):
+        return error.as_problem()
+
+
+@extend_schema_serializer(component_name="UpgradeResult")
+class UpgradePlanSerializer(UpgradeSerializer):
+    """The answer of an upgrade: the node and its host after it. With dry_run: the node as it is,
+    its host as it would be after, and `fits` and `error` (what applying would do)."""
+
+    # This one schema documents both answers, so fits and error are not read-only (read-only
+    # fields are marked required in the schema), and UpgradeSerializer renders the applied one.
+
+    fits = FitsSerializer(
+        required=False, help_text="dry_run only. Per resource: whether it fits the host after the change."
+    )
+    error = ProblemField(
+        required=False,
+        allow_null=True,
+        help_text="dry_run only. null, or the problem details that applying the upgrade would raise.",
+    )

@@ -1,0 +1,12 @@
+"""/api/v1/ routes: hosts and images (read), nodes (read, create, delete, upgrade)."""
+
+from rest_framework.routers import SimpleRouter
+
+from nodes.api.views import HostViewSet, ImageViewSet, NodeViewSet
+
+router = SimpleRouter(use_regex_path=False)
+router.register("hosts", HostViewSet, basename="host")
+router.register("images", ImageViewSet, basename="image")
+router.register("nodes", NodeViewSet, basename="node")
+
+urlpatterns = router.urls

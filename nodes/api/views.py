@@ -1,0 +1,147 @@
+"""The REST API's views (/api/v1/): each parses its input, makes one service call or read, and
+renders the result. Errors are raised, never built here: config.exceptions renders them."""
+
+from django.urls import reverse
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+
+from config.api import StrictCursorPagination
+from config.errors import NotFound
+from config.openapi import problems
+from hosts.models import Host, Source
+from nodes.api.filters import NodeFilter
+from nodes.api.permissions import check_force, model_permission
+from nodes.api.serializers import (
+    HostSerializer,
+    ImageSerializer,
+    NodeCreateSerializer,
+    NodeSerializer,
+    NodeUpgradeSerializer,
+    UpgradePlanSerializer,
+    UpgradeSerializer,
+)
+from nodes.models import Image, Node
+from nodes.services import node_create, node_delete, node_upgrade, node_upgrade_plan
+
+DETAIL_ERRORS = problems(401, 404, 503)
+LIST_ERRORS = problems(400, 401, 503)
+
+
+class ByNamePagination(StrictCursorPagination):
+    ordering = "name"
+
+
+class ByProtocolPagination(StrictCursorPagination):
+    ordering = ("protocol", "version")
+
+
+class FleetReadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """List (cursor-paginated) and detail by id; a missing id is `not_found` in the services' words."""
+
+    lookup_value_converter = "uuid"
+    permission_classes = [IsAuthenticated]
+    noun: str
+
+    def get_object(self):
+        try:
+            return self.get_queryset().get(pk=self.kwargs["pk"])
+        except self.get_queryset().model.DoesNotExist:
+            raise NotFound(f"No {self.noun} with id {self.kwargs['pk']}.") from None
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List hosts", responses={200: HostSerializer(many=True), **LIST_ERRORS}),
+    retrieve=extend_schema(summary="A host", responses={200: HostSerializer, **DETAIL_ERRORS}),
+)
+class HostViewSet(FleetReadViewSet):
+    """Hosts: capacity, allocation counters and free capacity (capacity - counters)."""
+
+    queryset = Host.objects.all()
+    serializer_class = HostSerializer
+    pagination_class = ByNamePagination
+    noun = "host"
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List images", responses={200: ImageSerializer(many=True), **LIST_ERRORS}),
+    retrieve=extend_schema(summary="An image", responses={200: ImageSerializer, **DETAIL_ERRORS}),
+)
+class ImageViewSet(FleetReadViewSet):
+    """Images with their properties (requirements in exact integers)."""
+
+    queryset = Image.objects.prefetch_related("properties")
+    serializer_class = ImageSerializer
+    pagination_class = ByProtocolPagination
+    noun = "image"
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List nodes", responses={200: NodeSerializer(many=True), **LIST_ERRORS}),
+    retrieve=extend_schema(summary="A node", responses={200: NodeSerializer, **DETAIL_ERRORS}),
+)
+class NodeViewSet(FleetReadViewSet):
+    """Nodes: read, create, delete and upgrade. Writes go through nodes.services."""
+
+    queryset = Node.objects.all()
+    serializer_class = NodeSerializer
+    pagination_class = ByNamePagination
+    filterset_class = NodeFilter
+    noun = "node"
+
+    def get_permissions(self):
+        perm = {"create": "nodes.add_node", "destroy": "nodes.delete_node", "upgrade": "nodes.upgrade_node"}
+        if self.action in perm:
+            return [IsAuthenticated(), model_permission(perm[self.action])()]
+        return super().get_permissions()
+
+    def _input(self, serializer_class) -> dict:
+        serializer = serializer_class(data=self.request.data)
+        serializer.is_valid(raise_exception=True)
+        check_force(self.request.user, force=serializer.validated_data["force"])
+        return serializer.validated_data
+
+    @extend_schema(
+        summary="Create a node",
+        request=NodeCreateSerializer,
+        responses={201: NodeSerializer, **problems(400, 401, 403, 404, 409, 413, 415, 422, 503)},
+    )
+    def create(self, request):
+        change = node_create(**self._input(NodeCreateSerializer), actor=request.user, source=Source.API)
+        location = request.build_absolute_uri(reverse("node-detail", args=[change.node.pk]))
+        return Response(
+            NodeSerializer(change.node).data, status=status.HTTP_201_CREATED, headers={"Location": location}
+        )
+
+    @extend_schema(
+        summary="Delete a node",
+        request=None,
+        responses={204: OpenApiResponse(description="Deleted"), **problems(401, 403, 404, 409, 503)},
+    )
+    def destroy(self, request, pk):
+        node_delete(node_id=pk, actor=request.user, source=Source.API)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        summary="Upgrade a node to another image (or plan it with dry_run)",
+        request=NodeUpgradeSerializer,
+        responses={
+            200: OpenApiResponse(
+                UpgradePlanSerializer,
+                description="The upgrade applied; with dry_run, the plan (adds `fits` and `error`).",
+            ),
+            **problems(400, 401, 403, 404, 409, 413, 415, 422, 503),
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def upgrade(self, request, pk):
+        data = self._input(NodeUpgradeSerializer)
+        if data["dry_run"]:
+            plan = node_upgrade_plan(node_id=pk, image_id=data["image_id"], force=data["force"])
+            return Response(UpgradePlanSerializer(plan).data)
+        outcome = node_upgrade(
+            node_id=pk, image_id=data["image_id"], force=data["force"], actor=request.user, source=Source.API
+        )
+        return Response(UpgradeSerializer(outcome).data)
