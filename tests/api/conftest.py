@@ -1,0 +1,80 @@
+"""Fixtures of the API tests: clients signed in with a token for each permission set, a small
+fleet, and a snapshot of everything a refusal must leave as it was."""
+
+import pytest
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from hosts.models import Host
+from nodes.models import Command, Node, NodeLog
+from tests.factories import GiB, HostFactory, ImageFactory, ImagePropertyFactory, UserFactory, place_node
+
+PROBLEM = "application/problem+json"
+
+#: The permission matrix of §5: who may read, write, upgrade and force.
+ROLES = {
+    "reader": [],
+    "upgrader": ["nodes.upgrade_node"],
+    "overcommitter": ["nodes.upgrade_node", "hosts.overcommit_host"],
+    "operator": ["nodes.add_node", "nodes.delete_node", "nodes.upgrade_node"],
+    "admin": ["nodes.add_node", "nodes.delete_node", "nodes.upgrade_node", "hosts.overcommit_host"],
+}
+
+
+def token_client(user) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    return client
+
+
+@pytest.fixture
+def anonymous():
+    return APIClient()
+
+
+@pytest.fixture
+def as_role(db):
+    """as_role("upgrader") -> an APIClient authenticated by token as a user with that role."""
+    return lambda role: token_client(UserFactory(permissions=ROLES[role]))
+
+
+@pytest.fixture
+def admin_client(as_role):
+    return as_role("admin")
+
+
+@pytest.fixture
+def fleet(db):
+    """One host with room, two ethereum images and one bitcoin image, two nodes on v1."""
+    host = HostFactory(name="host-a", cpu_cores=16, memory_bytes=64 * GiB, disk_bytes=4096 * GiB)
+    v1 = ImageFactory(protocol="ethereum", version="1.0.0", min_cpu_cores=2, min_memory_bytes=8 * GiB)
+    v2 = ImageFactory(protocol="ethereum", version="2.0.0", min_cpu_cores=4, min_memory_bytes=16 * GiB)
+    ImagePropertyFactory(image=v1, key="archive", default_value="off", add_disk_bytes=1024 * GiB)
+    ImagePropertyFactory(image=v2, key="archive", default_value="off", add_disk_bytes=2048 * GiB)
+    btc = ImageFactory(protocol="bitcoin", version="27.0", min_cpu_cores=1, min_memory_bytes=4 * GiB)
+    node = place_node(host=host, image=v1, name="eth-1", properties={"archive": "on"})
+    other = place_node(host=host, image=v1, name="eth-2")
+    host.refresh_from_db()
+    return {"host": host, "v1": v1, "v2": v2, "btc": btc, "node": node, "other": other}
+
+
+def snapshot() -> dict:
+    """Everything a refused request must leave unchanged: counters, nodes, history, commands."""
+    return {
+        "hosts": list(Host.objects.order_by("pk").values()),
+        "nodes": list(Node.objects.order_by("pk").values()),
+        "logs": NodeLog.objects.count(),
+        "commands": Command.objects.count(),
+    }
+
+
+def assert_problem(response, status: int, code: str) -> dict:
+    """The response is problem details (RFC 9457) with this status and code; returns its body."""
+    assert response.status_code == status, (response.status_code, response.content[:500])
+    assert response["Content-Type"] == PROBLEM
+    body = response.json()
+    assert body["code"] == code, body
+    assert body["status"] == status
+    assert body["type"] == f"/problems/{code}"
+    assert body["title"] and body["detail"]
+    return body
