@@ -1,12 +1,286 @@
-"""Admin registration for hosts (minimal; counters are read-only)."""
+"""The hosts admin for support staff: capacity and usage at a glance, drifted counters flagged in
+the list's one query, and the audit and repair of counters (hosts.audit, hosts.repair) behind
+confirmation pages. Counters are read-only here: only the services write them."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.db.models import Count, F, Q
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.html import format_html
 
-from hosts.models import COUNTER_FIELDS, Host
+from config.units import RESOURCES, human_amount, human_bytes, human_cores
+from hosts.admin_helpers import LargeTableAdmin, ReadOnlyAdmin, counter_label, usage_bar
+from hosts.audit import EXPECTED, host_counter_findings, hosts_with_expected
+from hosts.models import COUNTER_FIELDS, COUNTER_OF_RESOURCE, CounterRepair, Host, Source
+from hosts.repair import host_counters_repair
+
+#: The most hosts one audit or repair from the list takes (each is one hidden field on its page).
+MAX_HOSTS = 500
+
+CAPACITY_FIELDS = ["name", "cpu_cores", "memory_bytes", "disk_bytes"]
+
+
+class DriftFilter(admin.SimpleListFilter):
+    title = "counters"
+    parameter_name = "drift"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "drifted"), ("no", "agree with nodes")]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("yes", "no"):
+            return queryset.filter(has_drift=self.value() == "yes")
+        return queryset
+
+
+def _over_capacity() -> Q:
+    return Q(*(Q(**{f"{COUNTER_OF_RESOURCE[name]}__gt": F(name)}) for name in RESOURCES), _connector=Q.OR)
+
+
+class OverCapacityFilter(admin.SimpleListFilter):
+    title = "capacity"
+    parameter_name = "over_capacity"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "over capacity"), ("no", "within capacity")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(_over_capacity())
+        if self.value() == "no":
+            return queryset.exclude(_over_capacity())
+        return queryset
+
+
+def _usage(host: Host, resource: str):
+    used, capacity = getattr(host, COUNTER_OF_RESOURCE[resource]), getattr(host, resource)
+    if resource == "cpu_cores":
+        text = f"{used} / {human_cores(capacity)}"
+    else:
+        text = f"{human_bytes(used)} / {human_bytes(capacity)}"
+    return usage_bar(used, capacity, text)
+
+
+def _drift_details(host: Host) -> str:
+    """`node_count 8, nodes say 9; memory 16.0 GiB, nodes say 24.0 GiB` from the annotations."""
+    return "; ".join(
+        f"{counter_label(counter)} {_amount(counter, getattr(host, counter))}, "
+        f"nodes say {_amount(counter, getattr(host, EXPECTED[counter]))}"
+        for counter in COUNTER_FIELDS
+        if getattr(host, counter) != getattr(host, EXPECTED[counter])
+    )
+
+
+def _amount(counter: str, value: int) -> str:
+    return str(value) if counter == "node_count" else human_amount(counter.removeprefix("node_"), value)
+
+
+def change_rows(changes) -> list[dict]:
+    """(host_id, host_name, counter, old, new) tuples grouped by host, amounts in human units."""
+    rows = {}
+    for host_id, host_name, counter, old, new in changes:
+        row = rows.setdefault(host_id, {"host_id": host_id, "host_name": host_name, "counters": []})
+        row["counters"].append(
+            {"label": counter_label(counter), "old": _amount(counter, old), "new": _amount(counter, new)}
+        )
+    return list(rows.values())
+
+
+def _report_rows(report) -> list[dict]:
+    return change_rows(
+        (change.host_id, change.host_name, counter, change.old[counter], change.new[counter])
+        for change in report.changes
+        for counter in change.fields
+    )
+
+
+def repair_summary(report) -> str:
+    """One line for a repair: what changed, host by host, old → new."""
+    if not report.changes:
+        return f"Nothing to repair: the counters of the {report.hosts_checked} host(s) agree with their nodes."
+    details = "; ".join(
+        "{} ({})".format(row["host_name"], ", ".join(f"{c['label']} {c['old']} → {c['new']}" for c in row["counters"]))
+        for row in _report_rows(report)
+    )
+    return f"Repaired {len(report.changes)} host(s): {details}."
 
 
 @admin.register(Host)
-class HostAdmin(admin.ModelAdmin):
-    list_display = ["name", "node_count", "node_cpu_cores", "cpu_cores", "node_memory_bytes", "memory_bytes"]
+class HostAdmin(LargeTableAdmin):
+    list_display = ["host", "nodes", "cpu", "memory", "disk"]
+    list_filter = [DriftFilter, OverCapacityFilter]
     search_fields = ["name"]
-    readonly_fields = COUNTER_FIELDS
+    id_search_field = "pk"
+    search_help_text = "Host name (or part of it), or a host id."
+    actions = ["audit_counters", "repair_counters"]
+    fieldsets = [
+        (None, {"fields": ["name"]}),
+        ("Capacity", {"fields": ["cpu_cores", "memory_bytes", "disk_bytes"]}),
+        (
+            "Allocated (counters, read-only: only node operations and repairs change them)",
+            {"fields": ["usage", *COUNTER_FIELDS, "counter_check"]},
+        ),
+    ]
+    readonly_fields = ["usage", *COUNTER_FIELDS, "counter_check"]
+
+    class Media:
+        css = {"all": ["hosts/admin.css"]}
+
+    def get_queryset(self, request):
+        # The expected counters and `has_drift` are correlated subqueries of the list's one
+        # query: computed for the rows of the page only (and for all rows when filtering on drift).
+        return hosts_with_expected(super().get_queryset(request))
+
+    # Columns and fields -----------------------------------------------------------------------
+
+    @admin.display(description="host", ordering="name")
+    def host(self, host):
+        if not host.has_drift:
+            return host.name
+        return format_html(
+            '{} <span class="nf-badge nf-badge-drift" title="Counters disagree with the nodes: {}">drift</span>',
+            host.name,
+            _drift_details(host),
+        )
+
+    @admin.display(description="nodes", ordering="node_count")
+    def nodes(self, host):
+        url = reverse("admin:nodes_node_changelist") + f"?host={host.pk}"
+        return format_html('<a href="{}" title="The nodes of {}">{}</a>', url, host.name, host.node_count)
+
+    @admin.display(description="CPU used / capacity", ordering="node_cpu_cores")
+    def cpu(self, host):
+        return _usage(host, "cpu_cores")
+
+    @admin.display(description="memory used / capacity", ordering="node_memory_bytes")
+    def memory(self, host):
+        return _usage(host, "memory_bytes")
+
+    @admin.display(description="disk used / capacity", ordering="node_disk_bytes")
+    def disk(self, host):
+        return _usage(host, "disk_bytes")
+
+    @admin.display(description="usage")
+    def usage(self, host):
+        if host.pk is None:
+            return "—"
+        return format_html("{}{}{}", *(_usage(host, resource) for resource in RESOURCES))
+
+    @admin.display(description="check against its nodes")
+    def counter_check(self, host):
+        if host.pk is None:
+            return "—"
+        if not host.has_drift:
+            return "The counters agree with the host's nodes."
+        return format_html(
+            '<span class="nf-badge nf-badge-drift">drift</span> {}. Repair with the "Repair counters" action '
+            'of the <a href="{}">hosts list</a>.',
+            _drift_details(host),
+            reverse("admin:hosts_host_changelist") + f"?q={host.pk}",
+        )
+
+    # Saving capacity: never the counters ------------------------------------------------------
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            # Only what the form changed: saving every field would write back the counters as
+            # read when the page was posted, undoing any node operation since.
+            obj.save(update_fields=[field for field in form.changed_data if field in CAPACITY_FIELDS])
+        else:
+            obj.save()
+
+    def get_deleted_objects(self, objs, request):
+        """Refuses hosts that still hold nodes up front, rather than listing every node."""
+        holding = Host.objects.filter(pk__in=[host.pk for host in objs]).annotate(count=Count("nodes"))
+        protected = [f"{host}: holds {host.count} node(s); delete them first" for host in holding if host.count]
+        if protected:
+            return [], {}, set(), protected
+        return super().get_deleted_objects(objs, request)
+
+    # Actions ----------------------------------------------------------------------------------
+
+    def has_repair_counters_permission(self, request):
+        return request.user.has_perm("hosts.repair_counters")
+
+    def _selection(self, request, queryset) -> list | None:
+        host_ids = list(queryset.order_by().values_list("pk", flat=True)[: MAX_HOSTS + 1])
+        if len(host_ids) > MAX_HOSTS:
+            self.message_user(
+                request,
+                f"Select at most {MAX_HOSTS} hosts (filter the list, or audit the whole fleet from the "
+                "counter audit page).",
+                messages.ERROR,
+            )
+            return None
+        return host_ids
+
+    def _page(self, request, template: str, **context):
+        return TemplateResponse(
+            request,
+            template,
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.opts,
+                "subtitle": None,
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+                "may_repair": self.has_repair_counters_permission(request),
+                "media": self.media,
+                **context,
+            },
+        )
+
+    @admin.action(permissions=["view"], description="Audit counters")
+    def audit_counters(self, request, queryset):
+        """Compares the selected hosts' counters with their nodes; writes nothing."""
+        host_ids = self._selection(request, queryset)
+        if host_ids is None:
+            return None
+        findings = list(host_counter_findings(host_ids=host_ids))
+        rows = change_rows((f.host_id, f.host_name, f.field, f.recorded, f.expected) for f in findings)
+        return self._page(
+            request,
+            "admin/hosts/host/audit_counters.html",
+            title=f"Audit of {len(host_ids)} host(s)",
+            host_ids=host_ids,
+            checked=len(host_ids),
+            rows=rows,
+        )
+
+    @admin.action(permissions=["repair_counters"], description="Repair counters")
+    def repair_counters(self, request, queryset):
+        """A dry run lists old → new per host; confirming runs the repair of those hosts."""
+        host_ids = self._selection(request, queryset)
+        if host_ids is None:
+            return None
+        if request.POST.get("step") == "apply":
+            report = host_counters_repair(host_ids=host_ids, actor=request.user, source=Source.ADMIN)
+            self.message_user(request, repair_summary(report), messages.SUCCESS)
+            return None
+        report = host_counters_repair(host_ids=host_ids, dry_run=True, actor=request.user, source=Source.ADMIN)
+        return self._page(
+            request,
+            "admin/hosts/host/repair_counters.html",
+            title=f"Repair the counters of {len(host_ids)} host(s)",
+            host_ids=host_ids,
+            checked=report.hosts_checked,
+            rows=_report_rows(report),
+        )
+
+
+@admin.register(CounterRepair)
+class CounterRepairAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "host", "changes", "actor", "source"]
+    list_select_related = ["host", "actor"]
+    list_filter = ["source"]
+    search_fields = ["host__name"]
+    sortable_by = ["created_at"]
+
+    @admin.display(description="old → new")
+    def changes(self, repair):
+        return ", ".join(
+            f"{counter_label(counter)} {_amount(counter, getattr(repair, 'old_' + counter))} → "
+            f"{_amount(counter, getattr(repair, 'new_' + counter))}"
+            for counter in COUNTER_FIELDS
+            if getattr(repair, "old_" + counter) != getattr(repair, "new_" + counter)
+        )

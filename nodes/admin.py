@@ -1,48 +1,464 @@
-"""Admin registrations for images, nodes and their history (minimal; see docs)."""
+"""The nodes admin for support staff: images (properties inline, frozen once a node runs them),
+nodes (added, deleted and upgraded only through the services, so counters stay right) and the
+read-only history (NodeLog, Command). Thin: every change is a service call."""
 
-from django.contrib import admin
+from collections import Counter
+from functools import partial
 
-from nodes.models import Command, Image, ImageProperty, Node, NodeLog
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.admin.actions import delete_selected as confirm_delete_selected
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Exists, OuterRef
+from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+
+from config.errors import ApplicationError, InvalidInput
+from config.units import RESOURCE_LABELS, RESOURCES, human_amount, human_bytes, human_cores
+from hosts.admin_helpers import LargeTableAdmin, ReadOnlyAdmin, TextInputFilter, as_uuid
+from hosts.models import Source
+from nodes.admin_forms import NodeCreateForm, UpgradeImageForm, requirements
+from nodes.admin_views import fleet_audit_view
+from nodes.bulk import MAX_NODES, nodes_delete, nodes_upgrade, nodes_upgrade_plan
+from nodes.models import IMAGE_IN_USE, Command, Image, ImageProperty, Node, NodeLog
+from nodes.services import node_create, node_delete
+
+# ---------------------------------------------------------------------------------------------
+# Images
+
+
+def _nodes_running(image: Image | None) -> int:
+    """How many nodes run the image (0 for an image being added); counted once per request."""
+    if image is None or image.pk is None:
+        return 0
+    if not hasattr(image, "_nodes_running"):
+        image._nodes_running = image.node_total()
+    return image._nodes_running
 
 
 class ImagePropertyInline(admin.TabularInline):
     model = ImageProperty
     extra = 0
+    fields = ["key", "default_value", "add_cpu_cores", "add_memory_bytes", "add_disk_bytes"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields if _nodes_running(obj) else []
+
+    def has_add_permission(self, request, obj=None):
+        return not _nodes_running(obj) and super().has_add_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return not _nodes_running(obj) and super().has_delete_permission(request, obj)
 
 
 @admin.register(Image)
 class ImageAdmin(admin.ModelAdmin):
-    list_display = ["protocol", "version", "min_cpu_cores", "min_memory_bytes", "min_disk_bytes"]
+    list_display = ["__str__", "protocol", "version", "minimum", "in_use"]
+    list_filter = ["protocol"]
+    search_fields = ["protocol", "version"]
     inlines = [ImagePropertyInline]
+    requirement_fields = ["protocol", "version", "min_cpu_cores", "min_memory_bytes", "min_disk_bytes"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(in_use=Exists(Node.objects.filter(image=OuterRef("pk"))))
+
+    def get_fields(self, request, obj=None):
+        return [*self.requirement_fields, "usage"] if obj else self.requirement_fields
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*self.requirement_fields, "usage"] if _nodes_running(obj) else ["usage"]
+
+    def has_delete_permission(self, request, obj=None):
+        return not _nodes_running(obj) and super().has_delete_permission(request, obj)
+
+    def get_deleted_objects(self, objs, request):
+        """Refuses images in use up front, rather than listing every node that protects them."""
+        in_use = Image.objects.filter(pk__in=[image.pk for image in objs]).annotate(count=Count("nodes"))
+        protected = [f"{image}: run by {image.count} node(s)" for image in in_use if image.count]
+        if protected:
+            return [], {}, set(), protected
+        return super().get_deleted_objects(objs, request)
+
+    @admin.display(description="minimum (CPU, memory, disk)")
+    def minimum(self, image):
+        return requirements(image)
+
+    @admin.display(description="in use", boolean=True, ordering="in_use")
+    def in_use(self, image):
+        return image.in_use
+
+    @admin.display(description="nodes running it")
+    def usage(self, image):
+        count = _nodes_running(image)
+        if not count:
+            return "None: requirements and properties can still change."
+        url = reverse("admin:nodes_node_changelist") + f"?image__id__exact={image.pk}"
+        return format_html('<a href="{}">{} node(s)</a>. {}', url, count, IMAGE_IN_USE.format(image=image, count=count))
+
+
+# ---------------------------------------------------------------------------------------------
+# Nodes
+
+
+class HostFilter(TextInputFilter):
+    title = "host"
+    parameter_name = "host"
+
+    def queryset(self, request, queryset):
+        value = (self.value() or "").strip()
+        if not value:
+            return queryset
+        pk = as_uuid(value)
+        return queryset.filter(host_id=pk) if pk else queryset.filter(host__name=value)
+
+
+class ProtocolFilter(admin.SimpleListFilter):
+    title = "protocol"
+    parameter_name = "protocol"
+
+    def lookups(self, request, model_admin):
+        protocols = Image.objects.order_by("protocol").values_list("protocol", flat=True).distinct()
+        return [(protocol, protocol) for protocol in protocols]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(image__protocol=self.value()) if self.value() else queryset
+
+
+def _allocation(obj, prefix: str = "") -> str:
+    return ", ".join(human_amount(name, getattr(obj, prefix + name)) for name in RESOURCES)
 
 
 @admin.register(Node)
-class NodeAdmin(admin.ModelAdmin):
-    list_display = ["name", "host", "image", "cpu_cores", "memory_bytes", "disk_bytes", "state"]
+class NodeAdmin(LargeTableAdmin):
+    list_display = ["name", "host_link", "image", "protocol", "cpu", "memory", "disk", "state"]
     list_select_related = ["host", "image"]
-    readonly_fields = ["host", "image", "properties", "cpu_cores", "memory_bytes", "disk_bytes", "state"]
+    list_filter = [HostFilter, ProtocolFilter, "image", "state"]
+    search_fields = ["name"]
+    id_search_field = "pk"
+    search_help_text = "Node name (or part of it), or a node id."
+    # Only the name has an index fit for sorting a million rows page by page.
+    sortable_by = ["name"]
+    actions = ["upgrade_selected", "delete_selected"]
 
-    def has_add_permission(self, request):
-        return False  # nodes are placed through the services (API, CLI)
+    class Media:
+        css = {"all": ["hosts/admin.css"]}
+    fieldsets = [
+        (None, {"fields": ["name", "host_link", "image", "state", "config"]}),
+        ("Allocation", {"fields": ["cpu", "memory", "disk"]}),
+        ("History", {"fields": ["history"]}),
+        ("Record", {"fields": ["id", "created_at", "updated_at"], "classes": ["collapse"]}),
+    ]
+    readonly_fields = [field for _name, options in fieldsets for field in options["fields"]]
 
-    def has_delete_permission(self, request, obj=None):
-        return False
+    # Columns and fields -----------------------------------------------------------------------
+
+    @admin.display(description="host", ordering="host__name")
+    def host_link(self, node):
+        return format_html('<a href="{}">{}</a>', reverse("admin:hosts_host_change", args=[node.host_id]), node.host)
+
+    @admin.display(description="protocol")
+    def protocol(self, node):
+        return node.image.protocol
+
+    @admin.display(description="CPU")
+    def cpu(self, node):
+        return human_cores(node.cpu_cores)
+
+    @admin.display(description="memory")
+    def memory(self, node):
+        return human_bytes(node.memory_bytes)
+
+    @admin.display(description="disk")
+    def disk(self, node):
+        return human_bytes(node.disk_bytes)
+
+    @admin.display(description="config")
+    def config(self, node):
+        if not isinstance(node.properties, dict):
+            return format_html("<code>{}</code> (not a key → value object)", repr(node.properties))
+        return format_html_join(", ", "<code>{}={}</code>", sorted(node.properties.items())) or "(empty)"
+
+    @admin.display(description="latest changes")
+    def history(self, node):
+        entries = (
+            NodeLog.objects.filter(node_id=node.pk)
+            .select_related("old_image", "new_image", "actor")
+            .order_by("-created_at", "-id")[:HISTORY_ROWS]
+        )
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (entry.created_at.strftime("%Y-%m-%d %H:%M:%S"), entry.get_event_display(), *_log_change(entry))
+                for entry in entries
+            ),
+        )
+        all_url = reverse("admin:nodes_nodelog_changelist") + f"?q={node.pk}"
+        return format_html(
+            '<table class="nf-history"><thead><tr><th>when</th><th>event</th><th>image</th><th>allocation</th>'
+            "<th>by</th></tr></thead><tbody>{}</tbody></table>"
+            '<p><a href="{}">All entries of this node in the node log</a></p>',
+            rows,
+            all_url,
+        )
+
+    def get_urls(self):
+        audit = self.admin_site.admin_view(partial(fleet_audit_view, model_admin=self))
+        return [path("audit/", audit, name="fleet_audit"), *super().get_urls()]
+
+    # Permissions ------------------------------------------------------------------------------
+
+    def has_change_permission(self, request, obj=None):
+        return False  # a node changes only through its operations: upgrade, delete
+
+    def has_upgrade_permission(self, request):
+        return request.user.has_perm("nodes.upgrade_node")
+
+    def may_force(self, request) -> bool:
+        return request.user.has_perm("hosts.overcommit_host")
+
+    # Add: through node_create -----------------------------------------------------------------
+
+    def add_view(self, request, form_url="", extra_context=None):
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = NodeCreateForm(request.POST or None, allow_force=self.may_force(request), admin_site=self.admin_site)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                change = node_create(
+                    name=data["name"],
+                    host_id=data["host"].pk,
+                    image_id=data["image"].pk,
+                    properties=data["properties"],
+                    force=data.get("force", False),
+                    actor=request.user,
+                    source=Source.ADMIN,
+                )
+            except InvalidInput as error:
+                for field, field_errors in error.extra["errors"].items():
+                    form.add_error(field if field in form.fields else None, field_errors)
+            except ApplicationError as error:
+                form.add_error(None, error.detail)
+            else:
+                self.log_addition(request, change.node, [{"added": {}}])
+                self.message_user(
+                    request, f"Node {change.node} placed on {change.host}: {_allocation(change.node)}.", messages.INFO
+                )
+                return self.response_add(request, change.node)
+        admin_form = helpers.AdminForm(form, [(None, {"fields": list(form.fields)})], {}, model_admin=self)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Add node",
+            "subtitle": None,
+            "adminform": admin_form,
+            "object_id": None,
+            "original": None,
+            "is_popup": False,
+            "to_field": None,
+            "media": self.media + admin_form.media,
+            "inline_admin_formsets": [],
+            "errors": helpers.AdminErrorList(form, []),
+            "preserved_filters": self.get_preserved_filters(request),
+            **(extra_context or {}),
+        }
+        return self.render_change_form(request, context, add=True, form_url=form_url)
+
+    # Delete: through node_delete --------------------------------------------------------------
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {**(extra_context or {}), "may_upgrade": self.has_upgrade_permission(request)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def delete_view(self, request, object_id, extra_context=None):
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except ApplicationError as error:
+            self.message_user(request, error.detail, messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:nodes_node_change", args=[object_id]))
+
+    def delete_model(self, request, obj):
+        node_delete(node_id=obj.pk, actor=request.user, source=Source.ADMIN)
+
+    @admin.action(permissions=["delete"], description="Delete selected nodes")
+    def delete_selected(self, request, queryset):
+        """Django's confirmation page, then one node_delete per node and one summary line."""
+        node_ids = self._selection(request, queryset)
+        if node_ids is None:
+            return None
+        if not request.POST.get("post"):
+            return confirm_delete_selected(self, request, queryset.filter(pk__in=node_ids))
+        report = nodes_delete(node_ids=node_ids, actor=request.user, source=Source.ADMIN)
+        if report.done:
+            self.log_deletions(request, report.done)
+        self.message_user(request, report.summary(), messages.ERROR if report.failed else messages.SUCCESS)
+        return None
+
+    # Upgrade: choose an image, read the plan, confirm -----------------------------------------
+
+    @admin.action(permissions=["upgrade"], description="Upgrade selected nodes…")
+    def upgrade_selected(self, request, queryset):
+        node_ids = self._selection(request, queryset)
+        if node_ids is None:
+            return None
+        selection = Node.objects.filter(pk__in=node_ids)
+        protocols = sorted(set(selection.values_list("image__protocol", flat=True)))
+        if len(protocols) != 1:
+            self.message_user(
+                request,
+                f"The selected nodes run {len(protocols)} protocols ({', '.join(protocols)}): an upgrade moves "
+                "nodes to another image of their own protocol. Select nodes of one protocol (filter by "
+                "protocol) and try again.",
+                messages.ERROR,
+            )
+            return None
+        running = dict(selection.order_by().values_list("image").annotate(count=Count("pk")))
+        step = request.POST.get("step")
+        form = UpgradeImageForm(
+            request.POST if step else None,
+            initial={"image": request.POST.get("image")},
+            protocol=protocols[0],
+            running=running,
+            allow_force=self.may_force(request),
+        )
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"Upgrade {len(node_ids)} {protocols[0]} node{'s' if len(node_ids) != 1 else ''}",
+            "subtitle": None,
+            "form": form,
+            "node_ids": node_ids,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "media": self.media,
+        }
+        if not step or not form.is_valid():
+            context["nodes"] = selection.select_related("host", "image").order_by("host__name", "name")
+            return TemplateResponse(request, "admin/nodes/node/upgrade_choose.html", context)
+        image, force = form.cleaned_data["image"], form.cleaned_data.get("force", False)
+        try:
+            if step == "apply":
+                report = nodes_upgrade(
+                    node_ids=node_ids, image_id=image.pk, force=force, actor=request.user, source=Source.ADMIN
+                )
+                level = (
+                    messages.SUCCESS if not report.failed else messages.WARNING if report.upgraded else messages.ERROR
+                )
+                self.message_user(request, report.summary(), level)
+                return None
+            plan = nodes_upgrade_plan(node_ids=node_ids, image_id=image.pk, force=force)
+        except ApplicationError as error:
+            self.message_user(request, error.detail, messages.ERROR)
+            return None
+        rows = [_plan_row(row) for row in plan]
+        counts = Counter(row["status"] for row in rows)
+        counts["applying"] = counts["fits"] + counts["forced"]
+        context.update(image=image, force=force, rows=rows, counts=counts)
+        return TemplateResponse(request, "admin/nodes/node/upgrade_plan.html", context)
+
+    def _selection(self, request, queryset) -> list | None:
+        """The selected ids, or None (and a message) past the most one bulk operation takes.
+        Never counts the table: selecting "all" of a million nodes reads MAX_NODES + 1 ids."""
+        node_ids = list(queryset.order_by().values_list("pk", flat=True)[: MAX_NODES + 1])
+        if len(node_ids) > MAX_NODES:
+            self.message_user(
+                request,
+                f"Select at most {MAX_NODES} nodes for one operation (filter the list to narrow it down).",
+                messages.ERROR,
+            )
+            return None
+        return node_ids
+
+
+HISTORY_ROWS = 20
+
+
+def _log_change(entry: NodeLog) -> tuple[str, str, str]:
+    """(image, allocation, actor) of a log entry as a person reads them: old → new."""
+    images = [str(image) for image in (entry.old_image, entry.new_image) if image is not None]
+    image = " → ".join(dict.fromkeys(images))
+    sides = [
+        _allocation(entry, prefix) for prefix in ("old_", "new_") if getattr(entry, prefix + "cpu_cores") is not None
+    ]
+    allocation = " → ".join(sides)
+    if entry.forced:
+        allocation += " (forced)"
+    return image, allocation, f"{entry.actor or '—'} ({entry.get_source_display()})"
+
+
+def _plan_row(row) -> dict:
+    """A bulk plan's row as the plan page shows it."""
+    outcome = row.outcome
+    if row.skipped:
+        status = "skipped"
+    elif row.error is not None:
+        status = "fails"
+    elif not all(row.fits.values()):
+        status = "forced"
+    else:
+        status = "fits"
+    return {
+        "node": outcome.node,
+        "host": outcome.node.host,
+        "from_version": outcome.from_image.version,
+        "to_version": outcome.to_image.version,
+        "changes": [
+            {
+                "label": RESOURCE_LABELS[name],
+                "old": human_amount(name, getattr(outcome.old, name)),
+                "new": human_amount(name, getattr(outcome.new, name)),
+                "grows": getattr(outcome.delta, name) > 0,
+                "fits": row.fits[name],
+            }
+            for name in RESOURCES
+        ],
+        "free_after": [
+            {
+                "label": RESOURCE_LABELS[name],
+                "amount": human_amount(name, abs(free)),
+                "over": free < 0,
+            }
+            for name, free in row.free_after.items()
+        ],
+        "status": status,
+        "reason": row.error.detail if row.error is not None else "",
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# History
 
 
 @admin.register(NodeLog)
-class NodeLogAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "event", "node_name", "host_name", "source", "actor"]
+class NodeLogAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "event", "node_name", "host_name", "image_change", "allocation_change", "by"]
+    list_select_related = ["old_image", "new_image", "actor"]
+    list_filter = ["event", "source", "forced"]
+    search_fields = ["node_name", "host_name"]
+    id_search_field = "node_id"
+    search_help_text = "Node or host name (or part of it), or a node id."
+    sortable_by = ["created_at"]
 
-    def has_add_permission(self, request):
-        return False
+    @admin.display(description="image")
+    def image_change(self, entry):
+        return _log_change(entry)[0]
 
-    def has_change_permission(self, request, obj=None):
-        return False
+    @admin.display(description="allocation (CPU, memory, disk)")
+    def allocation_change(self, entry):
+        return _log_change(entry)[1]
 
-    def has_delete_permission(self, request, obj=None):
-        return False
+    @admin.display(description="by")
+    def by(self, entry):
+        return _log_change(entry)[2]
 
 
 @admin.register(Command)
-class CommandAdmin(NodeLogAdmin):
+class CommandAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "kind", "node_id", "host"]
+    list_select_related = ["host"]
+    list_filter = ["kind"]
+    search_fields = ["host__name"]
+    id_search_field = "node_id"
+    search_help_text = "Host name (or part of it), or a node id."
+    sortable_by = []  # newest first (by id); any other order would sort the whole table

@@ -1,0 +1,134 @@
+"""Admin building blocks shared by the hosts and nodes admins: a paginator that does not count
+big tables on every page load, utilisation bars, a text-box list filter, read-only registrations."""
+
+import uuid
+from functools import cached_property
+
+from django.contrib import admin
+from django.core.paginator import Paginator
+from django.db import connections
+from django.db.models import QuerySet
+from django.utils.html import format_html
+
+from config.units import RESOURCE_LABELS, RESOURCES
+from hosts.models import COUNTER_OF_RESOURCE
+
+#: Below this many rows (by the statistics) an exact COUNT(*) is cheap enough to run.
+EXACT_COUNT_BELOW = 20_000
+
+
+class EstimatedCountPaginator(Paginator):
+    """For an unfiltered list of a big PostgreSQL table, takes the row count from the planner's
+    statistics (pg_class.reltuples) instead of COUNT(*), which scans the whole table. Filtered
+    lists, small tables and other databases get the exact count. `estimated` says which."""
+
+    estimated = False
+    exact_count_below = EXACT_COUNT_BELOW
+
+    @cached_property
+    def count(self):
+        estimate = self._estimate()
+        if estimate is not None and estimate >= self.exact_count_below:
+            self.estimated = True
+            return estimate
+        return super().count
+
+    def _estimate(self) -> int | None:
+        queryset = self.object_list
+        if not isinstance(queryset, QuerySet) or queryset.query.where or queryset.query.distinct:
+            return None
+        connection = connections[queryset.db]
+        if connection.vendor != "postgresql":
+            return None
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)",
+                [connection.ops.quote_name(queryset.model._meta.db_table)],
+            )
+            row = cursor.fetchone()
+        # -1: never vacuumed or analyzed, so PostgreSQL does not know yet.
+        return row[0] if row and row[0] >= 0 else None
+
+
+class LargeTableAdmin(admin.ModelAdmin):
+    """A list that stays fast however many rows: no full count beside the filtered one, no
+    facet counts, and the planner's estimate when nothing is filtered."""
+
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    list_per_page = 100
+    #: A search term that is a UUID finds the rows with this field equal to it (an indexed
+    #: lookup) instead of a text search; None: no such search.
+    id_search_field: str | None = None
+
+    def get_search_results(self, request, queryset, search_term):
+        pk = as_uuid(search_term) if self.id_search_field else None
+        if pk:
+            return queryset.filter(**{self.id_search_field: pk}), False
+        return super().get_search_results(request, queryset, search_term)
+
+
+class ReadOnlyAdmin(LargeTableAdmin):
+    """History written only by the services: listed and searched, never added, edited or deleted."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+def as_uuid(text: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(text.strip())
+    except ValueError:
+        return None
+
+
+class TextInputFilter(admin.SimpleListFilter):
+    """A list filter typed into a box rather than picked from a list of every choice (a list of
+    10,000 hosts is no filter). Subclasses set title, parameter_name and queryset()."""
+
+    template = "admin/text_input_filter.html"
+
+    def lookups(self, request, model_admin):
+        return ()
+
+    def has_output(self):
+        return True
+
+    def choices(self, changelist):
+        yield {
+            "value": self.value() or "",
+            "parameter_name": self.parameter_name,
+            "other_params": [(key, value) for key, value in changelist.params.items() if key != self.parameter_name],
+            "clear_url": changelist.get_query_string(remove=[self.parameter_name]),
+        }
+
+
+COUNTER_LABELS = {"node_count": "nodes", **{COUNTER_OF_RESOURCE[name]: RESOURCE_LABELS[name] for name in RESOURCES}}
+
+
+def counter_label(counter: str) -> str:
+    """What a person calls a host counter."""
+    return COUNTER_LABELS[counter]
+
+
+def usage_bar(used: int, capacity: int, text: str):
+    """`text` (e.g. "12 / 32 cores") over a small bar filled to used/capacity; amber from 85 %,
+    red past capacity."""
+    percent = used * 100 / capacity if capacity else (100.0 if used else 0.0)
+    level = "over" if used > capacity else "high" if percent >= 85 else "ok"
+    return format_html(
+        '<div class="nf-usage nf-usage-{}" title="{}% used">'
+        '<span class="nf-usage-text">{}</span>'
+        '<span class="nf-bar"><span class="nf-fill" style="width: {}%"></span></span></div>',
+        level,
+        f"{percent:.0f}",
+        text,
+        f"{min(percent, 100):.1f}",
+    )
