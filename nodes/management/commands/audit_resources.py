@@ -1,0 +1,81 @@
+"""manage.py audit_resources: every host's counters against its nodes, every node's allocation
+against its config on its image, hosts over capacity as warnings.
+
+Exit 0 when clean, 1 on findings (over-capacity warnings alone don't count), 2 on a usage error
+(an unknown --host included). Findings are also logged at WARNING (stderr)."""
+
+import logging
+from collections import Counter
+from itertools import chain
+
+from django.core.management.base import BaseCommand, CommandError
+
+from hosts.audit import CapacityWarning, HostFinding, fleet_size, host_audit
+from nodes.audit import node_allocation_findings
+from nodes.management.audit_cli import JsonDocument, finding_json, finding_line, host_scope
+
+logger = logging.getLogger("nodes.audit")
+
+
+class Command(BaseCommand):
+    help = (
+        "Checks every host's counters against the COUNT/SUM of its nodes and every node's allocation "
+        "against its config on its image; reports hosts over capacity as warnings. "
+        "Exit 0 clean, 1 findings, 2 usage error."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--host",
+            action="append",
+            dest="hosts",
+            default=[],
+            metavar="ID_OR_NAME",
+            help="audit only this host (repeatable)",
+        )
+        parser.add_argument("--json", action="store_true", dest="as_json", help="one JSON document on stdout")
+
+    def handle(self, *args, hosts: list[str], as_json: bool, **options):
+        host_ids = host_scope(hosts)
+        hosts_checked, nodes_checked = fleet_size(host_ids=host_ids)
+        counts = Counter()
+        warnings = []  # at most three per host: kept to be listed after the findings
+
+        def findings():
+            for item in chain(host_audit(host_ids=host_ids), node_allocation_findings(host_ids=host_ids)):
+                logger.warning("%s", finding_line(item))
+                if isinstance(item, CapacityWarning):
+                    warnings.append(item)
+                    continue
+                counts["host" if isinstance(item, HostFinding) else "node"] += 1
+                yield item
+
+        summary = {"hosts_checked": hosts_checked, "nodes_checked": nodes_checked}
+        if as_json:
+            with JsonDocument(self.stdout) as document:
+                document.items("findings", map(finding_json, findings()))
+                document.items("warnings", map(finding_json, warnings))
+                document.value(
+                    "summary",
+                    {
+                        **summary,
+                        "host_findings": counts["host"],
+                        "node_findings": counts["node"],
+                        "warnings": len(warnings),
+                    },
+                )
+        else:
+            for item in findings():
+                self.stdout.write(finding_line(item))
+            for warning in warnings:
+                self.stdout.write(finding_line(warning))
+            self.stdout.write(_summary_line(hosts_checked, nodes_checked, counts, len(warnings)))
+        if counts:
+            raise CommandError(f"{counts.total()} finding(s)", returncode=1)
+
+
+def _summary_line(hosts_checked: int, nodes_checked: int, counts: Counter, warnings: int) -> str:
+    found = f"{counts['host']} host finding(s), {counts['node']} node finding(s)" if counts else "no findings"
+    if warnings:
+        found += f", {warnings} over-capacity warning(s)"
+    return f"Checked {hosts_checked} host(s) and {nodes_checked} node(s): {found}."
