@@ -2,6 +2,7 @@
 the list's one query, and the audit and repair of counters (hosts.audit, hosts.repair) behind
 confirmation pages. Counters are read-only here: only the services write them."""
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.db.models import Count, F, Q
@@ -72,6 +73,25 @@ def _drift_details(host: Host) -> str:
     )
 
 
+def _exact_bytes(amount: int) -> str:
+    return f"{human_bytes(amount)} ({amount:,} bytes)"
+
+
+class HostForm(forms.ModelForm):
+    """Capacity is typed in exact integers; the help under each says what it holds now in human units."""
+
+    class Meta:
+        model = Host
+        fields = CAPACITY_FIELDS
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["cpu_cores"].help_text = "Cores."
+        for name in ("memory_bytes", "disk_bytes"):
+            now = f" Now {_exact_bytes(getattr(self.instance, name))}." if self.instance.pk else ""
+            self.fields[name].help_text = f"Bytes (1 GiB = 1073741824).{now}"
+
+
 def _amount(counter: str, value: int) -> str:
     return str(value) if counter == "node_count" else human_amount(counter.removeprefix("node_"), value)
 
@@ -114,15 +134,16 @@ class HostAdmin(LargeTableAdmin):
     id_search_field = "pk"
     search_help_text = "Host name (or part of it), or a host id."
     actions = ["audit_counters", "repair_counters"]
+    form = HostForm
     fieldsets = [
         (None, {"fields": ["name"]}),
         ("Capacity", {"fields": ["cpu_cores", "memory_bytes", "disk_bytes"]}),
         (
-            "Allocated (counters, read-only: only node operations and repairs change them)",
-            {"fields": ["usage", *COUNTER_FIELDS, "counter_check"]},
+            "Allocated to its nodes (counters: read-only, only node operations and repairs change them)",
+            {"fields": ["usage", "nodes", "counter_cpu", "counter_memory", "counter_disk", "counter_check"]},
         ),
     ]
-    readonly_fields = ["usage", *COUNTER_FIELDS, "counter_check"]
+    readonly_fields = ["usage", "nodes", "counter_cpu", "counter_memory", "counter_disk", "counter_check"]
 
     class Media:
         css = {"all": ["hosts/admin.css"]}
@@ -167,6 +188,18 @@ class HostAdmin(LargeTableAdmin):
             return "—"
         return format_html("{}{}{}", *(_usage(host, resource) for resource in RESOURCES))
 
+    @admin.display(description="node CPU cores")
+    def counter_cpu(self, host):
+        return human_cores(host.node_cpu_cores)
+
+    @admin.display(description="node memory")
+    def counter_memory(self, host):
+        return _exact_bytes(host.node_memory_bytes)
+
+    @admin.display(description="node disk")
+    def counter_disk(self, host):
+        return _exact_bytes(host.node_disk_bytes)
+
     @admin.display(description="check against its nodes")
     def counter_check(self, host):
         if host.pk is None:
@@ -174,11 +207,14 @@ class HostAdmin(LargeTableAdmin):
         if not host.has_drift:
             return "The counters agree with the host's nodes."
         return format_html(
-            '<span class="nf-badge nf-badge-drift">drift</span> {}. Repair with the "Repair counters" action '
-            'of the <a href="{}">hosts list</a>.',
+            '<span class="nf-badge nf-badge-drift">drift</span> {}. "Repair counters…" (above) sets them to '
+            "what the nodes say.",
             _drift_details(host),
-            reverse("admin:hosts_host_changelist") + f"?q={host.pk}",
         )
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {**(extra_context or {}), "may_repair": self.has_repair_counters_permission(request)}
+        return super().change_view(request, object_id, form_url, extra_context)
 
     # Saving capacity: never the counters ------------------------------------------------------
 

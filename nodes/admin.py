@@ -42,9 +42,22 @@ class ImagePropertyInline(admin.TabularInline):
     model = ImageProperty
     extra = 0
     fields = ["key", "default_value", "add_cpu_cores", "add_memory_bytes", "add_disk_bytes"]
+    frozen_fields = ["key", "default_value", "adds"]
+
+    def get_fields(self, request, obj=None):
+        return self.frozen_fields if _nodes_running(obj) else self.fields
 
     def get_readonly_fields(self, request, obj=None):
-        return self.fields if _nodes_running(obj) else []
+        return self.frozen_fields if _nodes_running(obj) else []
+
+    @admin.display(description="a node whose value differs from the default adds")
+    def adds(self, prop):
+        amounts = {
+            "cpu_cores": prop.add_cpu_cores,
+            "memory_bytes": prop.add_memory_bytes,
+            "disk_bytes": prop.add_disk_bytes,
+        }
+        return ", ".join(human_amount(name, amount or 0) for name, amount in amounts.items())
 
     def has_add_permission(self, request, obj=None):
         return not _nodes_running(obj) and super().has_add_permission(request, obj)
@@ -61,14 +74,17 @@ class ImageAdmin(admin.ModelAdmin):
     inlines = [ImagePropertyInline]
     requirement_fields = ["protocol", "version", "min_cpu_cores", "min_memory_bytes", "min_disk_bytes"]
 
+    class Media:
+        css = {"all": ["hosts/admin.css"]}
+
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(in_use=Exists(Node.objects.filter(image=OuterRef("pk"))))
 
     def get_fields(self, request, obj=None):
-        return [*self.requirement_fields, "usage"] if obj else self.requirement_fields
+        return [*self.requirement_fields, "minimum", "usage"] if obj else self.requirement_fields
 
     def get_readonly_fields(self, request, obj=None):
-        return [*self.requirement_fields, "usage"] if _nodes_running(obj) else ["usage"]
+        return [*self.requirement_fields, "minimum", "usage"] if _nodes_running(obj) else ["minimum", "usage"]
 
     def has_delete_permission(self, request, obj=None):
         return not _nodes_running(obj) and super().has_delete_permission(request, obj)
@@ -83,6 +99,8 @@ class ImageAdmin(admin.ModelAdmin):
 
     @admin.display(description="minimum (CPU, memory, disk)")
     def minimum(self, image):
+        if image.pk is None:
+            return "—"
         return requirements(image)
 
     @admin.display(description="in use", boolean=True, ordering="in_use")
@@ -144,6 +162,7 @@ class NodeAdmin(LargeTableAdmin):
 
     class Media:
         css = {"all": ["hosts/admin.css"]}
+
     fieldsets = [
         (None, {"fields": ["name", "host_link", "image", "state", "config"]}),
         ("Allocation", {"fields": ["cpu", "memory", "disk"]}),
@@ -195,6 +214,7 @@ class NodeAdmin(LargeTableAdmin):
                 for entry in entries
             ),
         )
+        rows = rows or format_html('<tr><td colspan="5">{}</td></tr>', "No change recorded yet.")
         all_url = reverse("admin:nodes_nodelog_changelist") + f"?q={node.pk}"
         return format_html(
             '<table class="nf-history"><thead><tr><th>when</th><th>event</th><th>image</th><th>allocation</th>'
@@ -224,7 +244,7 @@ class NodeAdmin(LargeTableAdmin):
     def add_view(self, request, form_url="", extra_context=None):
         if not self.has_add_permission(request):
             raise PermissionDenied
-        form = NodeCreateForm(request.POST or None, allow_force=self.may_force(request), admin_site=self.admin_site)
+        form = NodeCreateForm(request.POST or None, allow_force=self.may_force(request))
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
             try:

@@ -28,7 +28,10 @@ class ImageChoiceField(forms.ModelChoiceField):
 
 class NodeCreateForm(forms.Form):
     name = forms.CharField(max_length=Node._meta.get_field("name").max_length)
-    host = forms.ModelChoiceField(queryset=Host.objects.all())
+    # A search box over the hosts (the host admin's search), not a select of every host.
+    host = forms.ModelChoiceField(
+        queryset=Host.objects.all(), widget=AutocompleteSelect(Node._meta.get_field("host"), admin.site)
+    )
     image = ImageChoiceField(queryset=Image.objects.prefetch_related("properties"))
     properties = forms.JSONField(
         required=False,
@@ -39,10 +42,8 @@ class NodeCreateForm(forms.Form):
     )
     force = forms.BooleanField(required=False, label="Force", help_text=FORCE_HELP)
 
-    def __init__(self, *args, allow_force: bool, admin_site=admin.site, **kwargs):
+    def __init__(self, *args, allow_force: bool, **kwargs):
         super().__init__(*args, **kwargs)
-        # A search box over the hosts (the host admin's search), not a select of every host.
-        self.fields["host"].widget = AutocompleteSelect(Node._meta.get_field("host"), admin_site)
         if not allow_force:
             del self.fields["force"]
 
