@@ -11,15 +11,19 @@ import copy
 import dataclasses
 import logging
 import uuid
+from collections import defaultdict
 from dataclasses import dataclass, field
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from config.db import atomic_with_retry
 from config.errors import AlreadyOnImage, ApplicationError, IncompatibleImage, InvalidInput, NotFound
+from config.units import RESOURCES
 from hosts.counters import CounterCheck, host_counters_apply, host_counters_check, host_counters_write
 from hosts.locks import lock_host, lock_with_host
 from hosts.models import Host, Source
+from nodes.locks import node_with_images
 from nodes.models import Command, CommandKind, Image, Node, NodeEvent, NodeLog, NodeState
 from nodes.resources import ImageSpec, PropertySpec, Resources, carry_over, full_config, required_allocation
 
@@ -49,13 +53,33 @@ def _as_uuid(value, what: str) -> uuid.UUID:
         raise NotFound(f"No {what} with id {value!r}.") from None
 
 
+_SPEC_COLUMNS = (
+    "id",
+    "protocol",
+    "version",
+    *(f"min_{name}" for name in RESOURCES),
+    "properties__key",
+    "properties__default_value",
+    *(f"properties__add_{name}" for name in RESOURCES),
+)
+
+
 def _image_specs(*image_ids) -> dict[uuid.UUID, ImageSpec]:
-    """Specs of the given images in two queries (images, then their properties)."""
+    """Specs of the given images, properties included, in one query (a row per property)."""
     ids = {_as_uuid(image_id, "image") for image_id in image_ids}
-    found = {image.pk: image_spec(image) for image in Image.objects.filter(pk__in=ids).prefetch_related("properties")}
-    for image_id in ids - found.keys():
+    rows = Image.objects.filter(pk__in=ids).order_by("properties__key").values_list(*_SPEC_COLUMNS)
+    heads, properties = {}, defaultdict(list)
+    for image_id, protocol, version, *minimum_and_property in rows:
+        minimum, (key, default, *adds) = minimum_and_property[:3], minimum_and_property[3:]
+        heads[image_id] = (protocol, version, Resources(*minimum))
+        if key is not None:
+            properties[image_id].append(PropertySpec(key, default, Resources(*(add or 0 for add in adds))))
+    for image_id in ids - heads.keys():
         raise NotFound(f"No image with id {image_id}.")
-    return found
+    return {
+        image_id: ImageSpec(image_id, protocol, version, minimum, tuple(properties[image_id]))
+        for image_id, (protocol, version, minimum) in heads.items()
+    }
 
 
 def _lock_node(node_id) -> Node:
@@ -151,15 +175,20 @@ def _upgrade_outcome(node: Node, old: ImageSpec, new: ImageSpec, *, force: bool)
     )
 
 
+def _node_and_images(node_id, image_id, *, lock: bool) -> tuple[Node, ImageSpec, ImageSpec]:
+    node, specs = node_with_images(_as_uuid(node_id, "node"), _as_uuid(image_id, "image"), lock=lock)
+    if node is None:
+        raise NotFound(f"No node with id {node_id}.")
+    if _as_uuid(image_id, "image") not in specs:
+        raise NotFound(f"No image with id {image_id}.")
+    return node, specs[node.image_id], specs[_as_uuid(image_id, "image")]
+
+
 def node_upgrade_plan(*, node_id, image_id, force: bool = False) -> UpgradeOutcome:
     """The dry run of node_upgrade: the same computation, nothing locked or written. Raises
     `not_found` for a missing node or image; any other refusal is returned in `error`."""
-    try:
-        node = Node.objects.select_related("host").get(pk=_as_uuid(node_id, "node"))
-    except Node.DoesNotExist:
-        raise NotFound(f"No node with id {node_id}.") from None
-    specs = _image_specs(node.image_id, image_id)
-    return _upgrade_outcome(node, specs[node.image_id], specs[_as_uuid(image_id, "image")], force=force)
+    node, old, new = _node_and_images(node_id, image_id, lock=False)
+    return _upgrade_outcome(node, old, new, force=force)
 
 
 def node_upgrade(*, node_id, image_id, force: bool = False, actor=None, source: str = Source.API) -> UpgradeOutcome:
@@ -170,20 +199,21 @@ def node_upgrade(*, node_id, image_id, force: bool = False, actor=None, source: 
     `node_upgrade` Command (superseding any older one of the node) are written with it."""
 
     def work() -> UpgradeOutcome:
-        node = _lock_node(node_id)
-        specs = _image_specs(node.image_id, image_id)
-        outcome = _upgrade_outcome(node, specs[node.image_id], specs[_as_uuid(image_id, "image")], force=force)
+        node, old, new = _node_and_images(node_id, image_id, lock=True)  # node, then host: hosts.locks
+        outcome = _upgrade_outcome(node, old, new, force=force)
         if outcome.error:
             raise outcome.error
         host = host_counters_write(host=node.host, check=outcome.counters)
-        node.image_id = outcome.to_image.id
-        node.properties = outcome.config
-        node.state = NodeState.UPGRADING
-        for name, amount in outcome.new.items():
-            setattr(node, name, amount)
-        node.save(
-            update_fields=["image", "properties", "state", "cpu_cores", "memory_bytes", "disk_bytes", "updated_at"]
-        )
+        changes = {
+            "image_id": outcome.to_image.id,
+            "properties": outcome.config,
+            "state": NodeState.UPGRADING,
+            "updated_at": timezone.now(),
+            **outcome.new.as_dict(),
+        }
+        Node.objects.filter(pk=node.pk).update(**changes)
+        for name, value in changes.items():
+            setattr(node, name, value)
         _log(
             NodeEvent.UPGRADE_STARTED,
             node,

@@ -173,10 +173,62 @@ def test_the_host_lock_is_taken_before_the_counters_change(queries):
         node_upgrade(node_id=node.pk, image_id=medium.pk)
 
     lock = next(i for i, sql in enumerate(statements) if "FOR NO KEY UPDATE" in sql)
-    assert 'OF "nodes_node", "hosts_host"' in statements[lock]
+    assert "FROM nodes_node n JOIN hosts_host h ON h.id = n.host_id" in statements[lock]
+    assert statements[lock].endswith("FOR NO KEY UPDATE OF n, h")  # node and host, one statement
     update = next(i for i, sql in enumerate(statements) if sql.startswith('UPDATE "hosts_host"'))
     assert lock < update
     assert '"node_cpu_cores" = ("hosts_host"."node_cpu_cores" + %s)' in statements[update]  # F(), not a value
     writes = [i for i, sql in enumerate(statements) if sql.startswith(("UPDATE", "INSERT", "DELETE"))]
     assert min(writes) > lock
     assert Host.objects.get(pk=host.pk).node_cpu_cores == 4
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_upgrade_that_waited_while_its_node_moved_to_another_image_reads_it_again():
+    """B locks the node and moves it to `medium`; A (to `large`) waits for the lock meanwhile.
+    When A gets the lock it must see the node on `medium` — the image B just set — not fail."""
+    host = HostFactory(cpu_cores=1000)
+    small, medium, large = images_of_three_sizes()
+    node = place_node(host=host, image=small)
+    b_locked, a_waiting = threading.Event(), threading.Event()
+    results = {}
+
+    def pause_after_lock(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if "FOR NO KEY UPDATE" in sql and not b_locked.is_set():
+            b_locked.set()
+            a_waiting.wait(10)
+        return result
+
+    def upgrade(label, image, wrapper=None):
+        try:
+            if wrapper:
+                with connection.execute_wrapper(wrapper):
+                    results[label] = node_upgrade(node_id=node.pk, image_id=image.pk)
+            else:
+                results[label] = node_upgrade(node_id=node.pk, image_id=image.pk)
+        except Exception as error:
+            results[label] = error
+        finally:
+            connection.close()
+
+    b = threading.Thread(target=upgrade, args=("b", medium, pause_after_lock))
+    b.start()
+    assert b_locked.wait(10)
+    a = threading.Thread(target=upgrade, args=("a", large))
+    a.start()
+    with connection.cursor() as cursor:
+        for _ in range(500):
+            cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+            if cursor.fetchone()[0]:
+                break
+            time.sleep(0.01)
+    a_waiting.set()
+    b.join(10)
+    a.join(10)
+
+    assert results["b"].to_image.id == medium.pk
+    assert (results["a"].from_image.id, results["a"].to_image.id) == (medium.pk, large.pk)
+    assert Node.objects.get(pk=node.pk).image_id == large.pk
+    assert NodeLog.objects.filter(event="upgrade_started").order_by("id").last().old_image_id == medium.pk
+    assert_counters_exact()

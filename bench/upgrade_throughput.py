@@ -1,0 +1,212 @@
+"""Upgrade throughput against its limit: node_upgrade through the service vs the same work as
+bare SQL through psycopg (the fewest statements that do it), W worker processes each, in the
+same run, phases alternating. Prints both rates, their ratio, latencies and statements per upgrade.
+
+    .venv/bin/python bench/upgrade_throughput.py [--hosts 10000 --nodes-per-host 100] [--seconds 20]
+"""
+
+import argparse
+import json
+import multiprocessing
+import random
+import sys
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import ensure_fleet, percentile, setup_django  # noqa: E402
+
+# The bare-SQL version of an upgrade: lock node and host, read both images, then four writes.
+LOCK = """
+    SELECT n.image_id, n.properties, n.cpu_cores, n.memory_bytes, n.disk_bytes, n.name,
+           h.id, h.name, h.cpu_cores, h.memory_bytes, h.disk_bytes,
+           h.node_cpu_cores, h.node_memory_bytes, h.node_disk_bytes
+    FROM nodes_node n JOIN hosts_host h ON h.id = n.host_id
+    WHERE n.id = %s FOR NO KEY UPDATE OF n, h"""
+IMAGES = """
+    SELECT i.id, i.protocol, i.version, i.min_cpu_cores, i.min_memory_bytes, i.min_disk_bytes,
+           p.key, p.default_value, p.add_cpu_cores, p.add_memory_bytes, p.add_disk_bytes
+    FROM nodes_image i LEFT JOIN nodes_imageproperty p ON p.image_id = i.id
+    WHERE i.id = ANY(%s)"""
+UPDATE_HOST = """
+    UPDATE hosts_host SET node_cpu_cores = node_cpu_cores + %s, node_memory_bytes = node_memory_bytes + %s,
+           node_disk_bytes = node_disk_bytes + %s WHERE id = %s"""
+UPDATE_NODE = """
+    UPDATE nodes_node SET image_id = %s, properties = %s, state = 'upgrading', cpu_cores = %s,
+           memory_bytes = %s, disk_bytes = %s, updated_at = now() WHERE id = %s"""
+INSERT_LOG = """
+    INSERT INTO nodes_nodelog (event, node_id, node_name, host_id, host_name, old_image_id, new_image_id,
+           old_cpu_cores, old_memory_bytes, old_disk_bytes, new_cpu_cores, new_memory_bytes, new_disk_bytes,
+           forced, warnings, source, created_at)
+    VALUES ('upgrade_started', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, false, %s, 'api', now())"""
+INSERT_COMMAND = """
+    INSERT INTO nodes_command (host_id, node_id, kind, payload, created_at)
+    VALUES (%s, %s, 'node_upgrade', %s, now())"""
+
+
+def sql_upgrade(conn, node_id, image_id):
+    from psycopg.types.json import Jsonb
+
+    from config.units import BIGINT_MAX
+    from nodes.resources import ImageSpec, PropertySpec, Resources, carry_over, required_allocation
+
+    with conn.transaction():
+        (old_image, properties, *recorded), host_row = _split(conn.execute(LOCK, [node_id]).fetchone())
+        specs = {}
+        for row in conn.execute(IMAGES, [[old_image, image_id]]).fetchall():
+            spec = specs.setdefault(row[0], ImageSpec(row[0], row[1], row[2], Resources(*row[3:6]), ()))
+            if row[6] is not None:
+                adds = Resources(*(amount or 0 for amount in row[8:11]))
+                specs[row[0]] = ImageSpec(
+                    spec.id, spec.protocol, spec.version, spec.minimum, (*spec.properties, PropertySpec(row[6], row[7], adds))
+                )
+        old, new = specs[old_image], specs[image_id]
+        config, warnings = carry_over(properties, old, new)
+        allocation = required_allocation(new, config)
+        before = Resources(*recorded[:3])
+        delta = allocation - before
+        host_id, host_name, *capacity_and_used = host_row
+        capacity, used = capacity_and_used[:3], capacity_and_used[3:]
+        for amount, change, limit in zip(used, delta, capacity, strict=True):
+            if amount + change < 0 or amount + change > BIGINT_MAX or (change > 0 and amount + change > limit):
+                raise RuntimeError("refused")
+        conn.execute(UPDATE_HOST, [*delta, host_id])
+        conn.execute(UPDATE_NODE, [image_id, Jsonb(config), *allocation, node_id])
+        conn.execute(
+            INSERT_LOG, [node_id, recorded[3], host_id, host_name, old_image, image_id, *before, *allocation, Jsonb(warnings)]
+        )
+        conn.execute(INSERT_COMMAND, [host_id, node_id, Jsonb({"image_id": str(image_id), "properties": config})])
+
+
+def _split(row):
+    return row[:6], row[6:]
+
+
+def worker(mode, url, work, images_by_protocol, start_at, seconds, queue):
+    """One process: upgrades its own nodes (disjoint from other workers') to random other images."""
+    setup_django(url)
+    import psycopg
+
+    from nodes.services import node_upgrade
+
+    conn = psycopg.connect(url) if mode == "sql" else None
+    rng = random.Random()
+    latencies, refused = [], 0
+    time.sleep(max(0.0, start_at - time.time()))
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        index = rng.randrange(len(work))
+        node_id, current, protocol = work[index]
+        target = rng.choice([image for image in images_by_protocol[protocol] if image != current])
+        began = time.perf_counter()
+        try:
+            if mode == "sql":
+                sql_upgrade(conn, node_id, target)
+            else:
+                node_upgrade(node_id=node_id, image_id=target)
+            work[index] = (node_id, target, protocol)
+        except Exception:
+            refused += 1
+        latencies.append(time.perf_counter() - began)
+    queue.put((mode, len(latencies), refused, latencies))
+
+
+def run_phase(mode, url, workers, seconds, plan):
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    start_at = time.time() + 3  # after every worker has set Django up
+    processes = [
+        context.Process(target=worker, args=(mode, url, plan["work"][i], plan["images"], start_at, seconds, queue))
+        for i in range(workers)
+    ]
+    for process in processes:
+        process.start()
+    results = [queue.get() for _ in processes]
+    for process in processes:
+        process.join()
+    latencies = [value for result in results for value in result[3]]
+    done = sum(result[1] - result[2] for result in results)
+    return {"rate": done / seconds, "refused": sum(r[2] for r in results), "latencies": latencies}
+
+
+def load_plan(workers, sample):
+    from nodes.models import Image, Node
+
+    images = {}
+    for image in Image.objects.all():
+        images.setdefault(image.protocol, []).append(image.pk)
+    nodes = list(
+        Node.objects.filter(image__protocol__in=[p for p, ids in images.items() if len(ids) > 1])
+        .order_by("?")
+        .values_list("pk", "image_id", "image__protocol")[:sample]
+    )
+    return {"images": images, "work": [nodes[i::workers] for i in range(workers)]}
+
+
+def statements_per_upgrade(plan):
+    from django.db import connection
+
+    from nodes.services import node_upgrade
+
+    node_id, current, protocol = plan["work"][0][0]
+    target = next(image for image in plan["images"][protocol] if image != current)
+    statements = []
+
+    def capture(execute, sql, params, many, context):
+        statements.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(capture):
+        node_upgrade(node_id=node_id, image_id=target)
+    plan["work"][0][0] = (node_id, target, protocol)
+    return statements
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database", default="nodefleet_bench")
+    parser.add_argument("--hosts", type=int, default=10_000)
+    parser.add_argument("--nodes-per-host", type=int, default=100)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--rounds", type=int, default=2, help="service and SQL phases alternate this many times")
+    parser.add_argument("--sample", type=int, default=20_000, help="nodes the workers upgrade")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    url = ensure_fleet(args.database, args.hosts, args.nodes_per_host)
+    plan = load_plan(args.workers, args.sample)
+    statements = statements_per_upgrade(plan)
+    phases = {"service": [], "sql": []}
+    for _ in range(args.rounds):
+        for mode in ("service", "sql"):
+            phases[mode].append(run_phase(mode, url, args.workers, args.seconds, plan))
+    report = {"fleet": f"{args.hosts} hosts x {args.nodes_per_host} nodes", "workers": args.workers}
+    for mode, runs in phases.items():
+        latencies = [value for run in runs for value in run["latencies"]]
+        report[mode] = {
+            "upgrades_per_s": round(sum(run["rate"] for run in runs) / len(runs), 1),
+            "refused": sum(run["refused"] for run in runs),
+            "p50_ms": round(percentile(latencies, 0.5) * 1000, 2),
+            "p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
+        }
+    report["ratio_service_to_sql"] = round(report["service"]["upgrades_per_s"] / report["sql"]["upgrades_per_s"], 2)
+    report["statements_per_upgrade"] = len(statements)
+    report["statements"] = [" ".join(sql.split())[:90] for sql in statements]
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return
+    print(f"fleet: {report['fleet']}, {args.workers} worker processes, {args.rounds} x {args.seconds:g} s per mode")
+    for mode in ("service", "sql"):
+        r = report[mode]
+        print(f"  {mode:<8} {r['upgrades_per_s']:>8.1f} upgrades/s  p50 {r['p50_ms']} ms  p99 {r['p99_ms']} ms")
+    print(f"  ratio service / bare SQL: {report['ratio_service_to_sql']}x (target >= 0.5x)")
+    print(f"  statements per upgrade (besides BEGIN/COMMIT): {len(statements)} (target <= 6)")
+    for sql in report["statements"]:
+        print(f"    {sql}")
+
+
+if __name__ == "__main__":
+    main()
