@@ -1,6 +1,6 @@
 """Profiles N service upgrades in one process (pyinstrument) and prints the top of the profile.
 
-    .venv/bin/python bench/profile_upgrade.py [--database nodefleet_bench] [--count 2000]
+.venv/bin/python bench/profile_upgrade.py [--database nodefleet_bench] [--count 2000]
 """
 
 import argparse
@@ -10,7 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import ensure_fleet  # noqa: E402
+from bench.common import ensure_fleet
 
 
 def main():

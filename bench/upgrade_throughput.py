@@ -11,12 +11,11 @@ import multiprocessing
 import random
 import sys
 import time
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import ensure_fleet, percentile, setup_django  # noqa: E402
+from bench.common import ensure_fleet, percentile, setup_django
 
 # The bare-SQL version of an upgrade: lock node and host, read both images, then four writes.
 LOCK = """
@@ -59,9 +58,8 @@ def sql_upgrade(conn, node_id, image_id):
             spec = specs.setdefault(row[0], ImageSpec(row[0], row[1], row[2], Resources(*row[3:6]), ()))
             if row[6] is not None:
                 adds = Resources(*(amount or 0 for amount in row[8:11]))
-                specs[row[0]] = ImageSpec(
-                    spec.id, spec.protocol, spec.version, spec.minimum, (*spec.properties, PropertySpec(row[6], row[7], adds))
-                )
+                properties = (*spec.properties, PropertySpec(row[6], row[7], adds))
+                specs[row[0]] = ImageSpec(spec.id, spec.protocol, spec.version, spec.minimum, properties)
         old, new = specs[old_image], specs[image_id]
         config, warnings = carry_over(properties, old, new)
         allocation = required_allocation(new, config)
@@ -74,9 +72,8 @@ def sql_upgrade(conn, node_id, image_id):
                 raise RuntimeError("refused")
         conn.execute(UPDATE_HOST, [*delta, host_id])
         conn.execute(UPDATE_NODE, [image_id, Jsonb(config), *allocation, node_id])
-        conn.execute(
-            INSERT_LOG, [node_id, recorded[3], host_id, host_name, old_image, image_id, *before, *allocation, Jsonb(warnings)]
-        )
+        log = [node_id, recorded[3], host_id, host_name, old_image, image_id, *before, *allocation, Jsonb(warnings)]
+        conn.execute(INSERT_LOG, log)
         conn.execute(INSERT_COMMAND, [host_id, node_id, Jsonb({"image_id": str(image_id), "properties": config})])
 
 
