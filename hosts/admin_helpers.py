@@ -4,6 +4,7 @@ big tables on every page load, utilisation bars, a text-box list filter, read-on
 import uuid
 from functools import cached_property
 
+from django.conf import settings
 from django.contrib import admin
 from django.core.paginator import Paginator
 from django.db import connections
@@ -13,7 +14,8 @@ from django.utils.html import format_html
 from config.units import RESOURCE_LABELS, RESOURCES
 from hosts.models import COUNTER_OF_RESOURCE
 
-#: Below this many rows (by the statistics) an exact COUNT(*) is cheap enough to run.
+#: Below this many rows (by the statistics) an exact COUNT(*) is cheap enough to run
+#: (setting ADMIN_EXACT_COUNT_BELOW overrides it).
 EXACT_COUNT_BELOW = 20_000
 
 
@@ -23,12 +25,11 @@ class EstimatedCountPaginator(Paginator):
     lists, small tables and other databases get the exact count. `estimated` says which."""
 
     estimated = False
-    exact_count_below = EXACT_COUNT_BELOW
 
     @cached_property
     def count(self):
         estimate = self._estimate()
-        if estimate is not None and estimate >= self.exact_count_below:
+        if estimate is not None and estimate >= getattr(settings, "ADMIN_EXACT_COUNT_BELOW", EXACT_COUNT_BELOW):
             self.estimated = True
             return estimate
         return super().count

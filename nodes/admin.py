@@ -362,9 +362,7 @@ class NodeAdmin(LargeTableAdmin):
                 report = nodes_upgrade(
                     node_ids=node_ids, image_id=image.pk, force=force, actor=request.user, source=Source.ADMIN
                 )
-                level = (
-                    messages.SUCCESS if not report.failed else messages.WARNING if report.upgraded else messages.ERROR
-                )
+                level = messages.SUCCESS if not report.failed else messages.WARNING if report.done else messages.ERROR
                 self.message_user(request, report.summary(), level)
                 return None
             plan = nodes_upgrade_plan(node_ids=node_ids, image_id=image.pk, force=force)
