@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TEST_DATABASE_URL ?= postgres://root@127.0.0.1:5432/nodefleet
 
-.PHONY: venv run test lint format bench clean
+.PHONY: venv run serve test lint format bench clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,13 @@ run: venv
 	DEBUG=1 $(BIN)/python manage.py seed_demo
 	DEBUG=1 $(BIN)/python manage.py demo_login
 	DEBUG=1 $(BIN)/python manage.py runserver 127.0.0.1:8000
+
+## Production serving: static files collected (whitenoise serves them), then gunicorn with
+## WEB_CONCURRENCY workers (default 4) on BIND. Needs the production environment (.env.example).
+serve: venv
+	$(BIN)/python manage.py collectstatic --no-input -v 0
+	$(BIN)/gunicorn config.wsgi:application --workers $${WEB_CONCURRENCY:-4} --bind $${BIND:-127.0.0.1:8000} \
+		--timeout 30 --graceful-timeout 10 --access-logfile -
 
 ## The whole suite, against PostgreSQL (DATABASE_URL, default the local server).
 test: venv
