@@ -3,7 +3,8 @@
     1. a node's row, then its host's row (taken together by one statement);
     2. several hosts: in primary-key order.
 
-Writers: node_create locks its host; node_upgrade and node_delete lock the node with its host;
+Writers: node_create locks its host; node_delete locks the node with its host (lock_with_host);
+node_upgrade does the same in the one statement of nodes/locks.py that also reads both images;
 repair locks hosts only, in pk order, one batch per transaction. No writer locks a node while
 holding a host lock of another statement, so waits always point the same way and cannot form a
 cycle. Locks are FOR NO KEY UPDATE: they keep out other writers of the row but not inserts of
@@ -15,18 +16,22 @@ from collections.abc import Iterable
 
 from django.db.models import QuerySet
 
+from config.metrics import LOCK_WAIT_SECONDS, timed
 from hosts.models import Host
 
 
 def lock_with_host(queryset: QuerySet, pk):
     """Locks one row of a model with a `host` FK together with its host; returns it, host joined."""
-    return queryset.select_related("host").select_for_update(of=("self", "host"), no_key=True).get(pk=pk)
+    with timed(LOCK_WAIT_SECONDS):
+        return queryset.select_related("host").select_for_update(of=("self", "host"), no_key=True).get(pk=pk)
 
 
 def lock_host(pk) -> Host:
-    return Host.objects.select_for_update(no_key=True).get(pk=pk)
+    with timed(LOCK_WAIT_SECONDS):
+        return Host.objects.select_for_update(no_key=True).get(pk=pk)
 
 
 def lock_hosts(pks: Iterable) -> list[Host]:
     """Locks several hosts in primary-key order; returns them in that order."""
-    return list(Host.objects.filter(pk__in=list(pks)).order_by("pk").select_for_update(no_key=True))
+    with timed(LOCK_WAIT_SECONDS):
+        return list(Host.objects.filter(pk__in=list(pks)).order_by("pk").select_for_update(no_key=True))

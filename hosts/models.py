@@ -79,3 +79,21 @@ class CounterRepair(models.Model):
 
     def __str__(self):
         return f"repair of {self.host_id} at {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
+class AuditRun(models.Model):
+    """The summary of one audit_resources run: what /metrics reports as the last audit's drift."""
+
+    hosts_checked = models.BigIntegerField()
+    nodes_checked = models.BigIntegerField()
+    # {counter: {"hosts": hosts whose counter disagreed, "amount": sum of |recorded - expected|}}
+    drift = models.JSONField(default=dict)
+    node_findings = models.BigIntegerField(default=0)
+    source = models.CharField(max_length=10, choices=Source.choices)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"audit at {self.created_at:%Y-%m-%d %H:%M:%S}"

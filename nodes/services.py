@@ -10,6 +10,7 @@ the NodeLog entry and the Command together, or nothing.
 import copy
 import dataclasses
 import logging
+import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from django.utils import timezone
 
 from config.db import atomic_with_retry
 from config.errors import AlreadyOnImage, ApplicationError, IncompatibleImage, InvalidInput, NotFound
+from config.logging import log_event
+from config.metrics import LOCK_WAIT_SECONDS, UPGRADE_SECONDS, UPGRADES, timed
 from config.units import RESOURCES
 from hosts.counters import CounterCheck, host_counters_apply, host_counters_check, host_counters_write
 from hosts.locks import lock_host, lock_with_host
@@ -199,7 +202,8 @@ def node_upgrade(*, node_id, image_id, force: bool = False, actor=None, source: 
     `node_upgrade` Command (superseding any older one of the node) are written with it."""
 
     def work() -> UpgradeOutcome:
-        node, old, new = _node_and_images(node_id, image_id, lock=True)  # node, then host: hosts.locks
+        with timed(LOCK_WAIT_SECONDS):
+            node, old, new = _node_and_images(node_id, image_id, lock=True)  # node, then host: hosts.locks
         outcome = _upgrade_outcome(node, old, new, force=force)
         if outcome.error:
             raise outcome.error
@@ -234,30 +238,50 @@ def node_upgrade(*, node_id, image_id, force: bool = False, actor=None, source: 
             payload={"image_id": str(outcome.to_image.id), "properties": outcome.config},
         )
         for warning in outcome.warnings:
-            logger.warning("node %s: %s", node.name, warning)
+            log_event(logger, "node_config_warning", logging.WARNING, node=node.name, warning=warning)
         transaction.on_commit(lambda: _log_upgrade(outcome, actor=actor, source=source, force=force))
         return dataclasses.replace(outcome, host=host)
 
+    began = time.perf_counter()
     try:
-        return atomic_with_retry(work)
+        outcome = atomic_with_retry(work)
     except ApplicationError as error:
-        logger.info("upgrade refused: node=%s image=%s code=%s detail=%s", node_id, image_id, error.code, error.detail)
+        UPGRADES.labels(outcome=error.code).inc()
+        log_event(
+            logger,
+            "upgrade_refused",
+            node=str(node_id),
+            image=str(image_id),
+            code=error.code,
+            detail=error.detail,
+            actor=_actor_name(actor),
+            source=source,
+        )
         raise
+    finally:
+        UPGRADE_SECONDS.observe(time.perf_counter() - began)
+    UPGRADES.labels(outcome="ok").inc()
+    return outcome
+
+
+def _actor_name(actor) -> str | None:
+    return actor.get_username() if actor is not None and actor.is_authenticated else None
 
 
 def _log_upgrade(outcome: UpgradeOutcome, *, actor, source, force):
-    logger.info(
-        "node upgraded: node=%s host=%s from=%s to=%s old=%s new=%s delta=%s forced=%s actor=%s source=%s",
-        outcome.node.name,
-        outcome.host.name,
-        outcome.from_image.label,
-        outcome.to_image.label,
-        outcome.old.as_dict(),
-        outcome.new.as_dict(),
-        outcome.delta.as_dict(),
-        force,
-        getattr(actor, "username", None),
-        source,
+    log_event(
+        logger,
+        "node_upgraded",
+        node=outcome.node.name,
+        host=outcome.host.name,
+        from_image=outcome.from_image.label,
+        to_image=outcome.to_image.label,
+        old=outcome.old.as_dict(),
+        new=outcome.new.as_dict(),
+        delta=outcome.delta.as_dict(),
+        forced=force,
+        actor=_actor_name(actor),
+        source=source,
     )
 
 
@@ -350,14 +374,16 @@ def node_create(
             payload={"image_id": str(spec.id), "properties": config},
         )
         transaction.on_commit(
-            lambda: logger.info(
-                "node created: node=%s host=%s image=%s allocation=%s forced=%s source=%s",
-                name,
-                host.name,
-                spec.label,
-                allocation.as_dict(),
-                force,
-                source,
+            lambda: log_event(
+                logger,
+                "node_created",
+                node=name,
+                host=host.name,
+                image=spec.label,
+                allocation=allocation.as_dict(),
+                forced=force,
+                actor=_actor_name(actor),
+                source=source,
             )
         )
         return NodeChange(node=node, host=host)
@@ -388,12 +414,14 @@ def node_delete(*, node_id, actor=None, source: str = Source.API) -> NodeChange:
         )
         Command.objects.create(host=host, node_id=node.pk, kind=CommandKind.NODE_DELETE, payload={})
         transaction.on_commit(
-            lambda: logger.info(
-                "node deleted: node=%s host=%s allocation=%s source=%s",
-                node.name,
-                host.name,
-                allocation.as_dict(),
-                source,
+            lambda: log_event(
+                logger,
+                "node_deleted",
+                node=node.name,
+                host=host.name,
+                allocation=allocation.as_dict(),
+                actor=_actor_name(actor),
+                source=source,
             )
         )
         return NodeChange(node=node, host=host)

@@ -1,0 +1,22 @@
+"""gunicorn settings for production: `gunicorn -c config/gunicorn.py config.wsgi`.
+
+Environment: BIND (default 127.0.0.1:8000), WEB_CONCURRENCY (workers, default 4), GUNICORN_TIMEOUT.
+Each worker is a process with its own metrics; they are gathered through PROMETHEUS_MULTIPROC_DIR."""
+
+import os
+import tempfile
+
+bind = os.environ.get("BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("WEB_CONCURRENCY", "4"))
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+accesslog = "-"
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+# Must be set before any worker imports prometheus_client.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="nodefleet-metrics-"))
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

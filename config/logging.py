@@ -1,0 +1,61 @@
+"""Structured logs: a request id on every line, and JSON lines when LOG_FORMAT=json.
+
+Services log with `extra={"event": ..., "node": ..., ...}`; the plain format shows the message,
+the JSON format every field, so a log pipeline can index them without parsing prose."""
+
+import contextvars
+import json
+import logging
+import uuid
+
+request_id = contextvars.ContextVar("request_id", default=None)
+
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
+def log_event(logger: logging.Logger, event: str, level: int = logging.INFO, **fields) -> None:
+    """One structured line: `event key=value ...` in plain logs, every field apart in JSON logs."""
+    text = " ".join(f"{key}={value}" for key, value in fields.items())
+    logger.log(level, "%s %s", event, text, extra={"event": event, **fields})
+
+
+class RequestIdFilter(logging.Filter):
+    """Puts the current request's id (or '-' outside a request) on every record."""
+
+    def filter(self, record):
+        record.request_id = request_id.get() or "-"
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, request id and every `extra` field."""
+
+    def format(self, record):
+        entry = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update({key: value for key, value in vars(record).items() if key not in _STANDARD})
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+class RequestIdMiddleware:
+    """Takes the caller's X-Request-ID (if it looks sane) or makes one; echoes it in the response."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        given = request.headers.get("X-Request-ID", "")
+        value = given if 0 < len(given) <= 64 and given.isprintable() else uuid.uuid4().hex
+        token = request_id.set(value)
+        try:
+            response = self.get_response(request)
+        finally:
+            request_id.reset(token)
+        response["X-Request-ID"] = value
+        return response

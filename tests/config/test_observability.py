@@ -1,0 +1,120 @@
+"""Metrics at /metrics and structured logs: what operators scrape and index."""
+
+import io
+import json
+import logging
+from types import SimpleNamespace
+
+import pytest
+from prometheus_client import REGISTRY
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from config.errors import AlreadyOnImage
+from config.logging import JsonFormatter, RequestIdFilter
+from hosts.audit_record import audit_run_record
+from nodes.services import node_upgrade
+from tests.factories import HostFactory, ImageFactory, UserFactory, place_node
+
+pytestmark = pytest.mark.django_db
+
+
+def sample(name, **labels):
+    return REGISTRY.get_sample_value(name, labels) or 0
+
+
+def test_upgrades_are_counted_by_outcome_and_timed(client):
+    node = place_node(host=HostFactory(), image=(old := ImageFactory()))
+    new = ImageFactory()
+    ok, refused, timed = (
+        sample("nodefleet_upgrades_total", outcome="ok"),
+        sample("nodefleet_upgrades_total", outcome="already_on_image"),
+        sample("nodefleet_upgrade_duration_seconds_count"),
+    )
+    locks = sample("nodefleet_lock_wait_seconds_count")
+
+    node_upgrade(node_id=node.pk, image_id=new.pk)
+    with pytest.raises(AlreadyOnImage):
+        node_upgrade(node_id=node.pk, image_id=new.pk)
+
+    assert sample("nodefleet_upgrades_total", outcome="ok") == ok + 1
+    assert sample("nodefleet_upgrades_total", outcome="already_on_image") == refused + 1
+    assert sample("nodefleet_upgrade_duration_seconds_count") == timed + 2
+    assert sample("nodefleet_lock_wait_seconds_count") >= locks + 2
+    body = client.get("/metrics").content.decode()
+    assert 'nodefleet_upgrades_total{outcome="ok"}' in body
+    assert old  # the node's first image stays in the fleet
+
+
+def test_metrics_show_the_last_audits_drift():
+    finding = SimpleNamespace(field="node_cpu_cores", recorded=9, expected=4)
+    audit_run_record(host_findings=[finding], hosts_checked=10, nodes_checked=40, node_findings=2)
+
+    body = APIClient().get("/metrics").content.decode()
+
+    assert 'nodefleet_audit_drift_hosts{counter="node_cpu_cores"} 1.0' in body
+    assert 'nodefleet_audit_drift_amount{counter="node_cpu_cores"} 5.0' in body
+    assert 'nodefleet_audit_drift_hosts{counter="node_count"} 0.0' in body
+    assert "nodefleet_audit_node_findings 2.0" in body
+
+
+def test_metrics_are_refused_to_other_addresses_without_a_token(client):
+    assert client.get("/metrics", REMOTE_ADDR="10.1.2.3").status_code == 403
+    assert client.get("/metrics").status_code == 200  # the test client's address is loopback
+
+
+def test_metrics_with_a_token_need_it_from_everywhere(client, settings):
+    settings.METRICS_TOKEN = "s3cret-token"
+    assert client.get("/metrics").status_code == 403
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 403
+    answer = client.get("/metrics", REMOTE_ADDR="10.1.2.3", HTTP_AUTHORIZATION="Bearer s3cret-token")
+    assert answer.status_code == 200
+    assert answer["Content-Type"].startswith("text/plain")
+
+
+@pytest.fixture
+def json_log():
+    """Captures nodes.services' records as JSON lines, as LOG_FORMAT=json writes them."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(RequestIdFilter())
+    logger = logging.getLogger("nodes.services")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
+    logger.removeHandler(handler)
+
+
+@pytest.mark.django_db(transaction=True)  # the upgrade's log line is written after the commit
+def test_an_upgrade_through_the_api_logs_one_json_line_with_its_request_id(json_log):
+    node = place_node(host=HostFactory(name="host-j"), image=ImageFactory(protocol="ethereum", version="1"))
+    target = ImageFactory(protocol="ethereum", version="2", min_cpu_cores=5)
+    user = UserFactory(username="ops", permissions=["nodes.upgrade_node"])
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+
+    answer = api.post(
+        f"/api/v1/nodes/{node.pk}/upgrade/", {"image_id": str(target.pk)}, format="json", HTTP_X_REQUEST_ID="req-42"
+    )
+
+    assert answer.status_code == 200
+    assert answer["X-Request-ID"] == "req-42"
+    [line] = [entry for entry in json_log() if entry.get("event") == "node_upgraded"]
+    assert line["request_id"] == "req-42"
+    assert (line["node"], line["host"], line["from_image"], line["to_image"]) == (
+        node.name,
+        "host-j",
+        "ethereum@1",
+        "ethereum@2",
+    )
+    assert line["delta"]["cpu_cores"] == 3
+    assert (line["actor"], line["source"], line["level"]) == ("ops", "api", "INFO")
+
+
+def test_a_refusal_logs_its_code(json_log):
+    node = place_node(host=HostFactory(), image=(image := ImageFactory()))
+    with pytest.raises(AlreadyOnImage):
+        node_upgrade(node_id=node.pk, image_id=image.pk, source="cli")
+    [line] = [entry for entry in json_log() if entry.get("event") == "upgrade_refused"]
+    assert (line["code"], line["source"], line["request_id"]) == ("already_on_image", "cli", "-")
