@@ -1,0 +1,156 @@
+"""The admin in a real browser, as support staff use it: Debian's headless Chromium driven by
+Playwright against the live server. Saves the screenshots the README shows (docs/screenshots/)."""
+
+import re
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from playwright.sync_api import expect, sync_playwright
+
+from hosts.models import Host
+from tests.factories import GiB, HostFactory, ImageFactory, ImagePropertyFactory, TiB, UserFactory, place_node
+from tests.hosts.drift import set_counter
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's package (.ci/run installs it); nothing downloads a browser
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SCREENSHOTS = Path(settings.BASE_DIR) / "docs" / "screenshots"
+PASSWORD = "pw-for-tests"  # UserFactory's
+
+
+@pytest.fixture
+def page(live_server, monkeypatch):
+    """A logged-out page of a fresh browser on the live server. Playwright's sync API runs an
+    event loop in this thread, so Django's guard against ORM calls from async code is lifted
+    while it lives (the test's own ORM calls are plain synchronous ones)."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package (`.ci/run` does).")
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1400, "height": 900}, base_url=live_server.url)
+        context.set_default_timeout(15_000)
+        yield context.new_page()
+        browser.close()
+
+
+def fleet():
+    """Eight hosts of three sizes with ethereum and bitcoin nodes; host-02 nearly full of memory."""
+    old = ImageFactory(protocol="ethereum", version="1.13.0", min_cpu_cores=2, min_memory_bytes=8 * GiB)
+    new = ImageFactory(
+        protocol="ethereum", version="1.14.0", min_cpu_cores=4, min_memory_bytes=16 * GiB, min_disk_bytes=TiB
+    )
+    for image in (old, new):
+        ImagePropertyFactory(image=image, key="rpc", default_value="off", add_cpu_cores=1, add_memory_bytes=2 * GiB)
+    bitcoin = ImageFactory(protocol="bitcoin", version="27.0", min_memory_bytes=6 * GiB, min_disk_bytes=700 * GiB)
+    sizes = [(64, 256 * GiB, 8 * TiB), (16, 36 * GiB, 4 * TiB), (32, 128 * GiB, 16 * TiB)]
+    fields = ["cpu_cores", "memory_bytes", "disk_bytes"]
+    hosts = [
+        HostFactory(name=f"host-{n:02d}", **dict(zip(fields, sizes[(n - 1) % 3], strict=True))) for n in range(1, 9)
+    ]
+    for n in (1, 2, 3):
+        place_node(host=hosts[0], image=old, name=f"eth-{n:02d}")
+    place_node(host=hosts[1], image=old, name="eth-04")
+    for n, host in enumerate([hosts[0], *[hosts[1]] * 4, *hosts[2:], *hosts[4:7]], start=1):
+        place_node(host=host, image=bitcoin, name=f"btc-{n:02d}")
+    for n, host in enumerate(hosts[2:6], start=5):
+        place_node(host=host, image=old, name=f"eth-{n:02d}", properties={"rpc": "on"})
+    return hosts
+
+
+def log_in(page, user):
+    page.goto("/admin/login/")
+    page.fill("#id_username", user.username)
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    expect(page.locator("#user-tools")).to_contain_text(user.username)
+
+
+def run_action(page, label: str):
+    page.select_option("select[name=action]", label=label)
+    page.click("button[name=index]")
+
+
+def host_row(page, name: str):
+    name_cell = page.locator("th.field-host", has_text=re.compile(rf"^\s*{re.escape(name)}(\s|$)"))
+    return page.locator("#result_list tbody tr").filter(has=name_cell)
+
+
+def test_support_staff_upgrade_nodes_through_the_plan_page(page):
+    fleet()
+    log_in(
+        page,
+        UserFactory(
+            username="support", is_staff=True, permissions=["nodes.view_node", "hosts.view_host", "nodes.upgrade_node"]
+        ),
+    )
+
+    page.goto("/admin/nodes/node/")
+    page.get_by_role("link", name="ethereum", exact=True).click()  # the protocol filter
+    for name in ("eth-01", "eth-02", "eth-03", "eth-04"):
+        page.locator("#result_list tr", has_text=name).locator("input.action-select").check()
+    run_action(page, "Upgrade selected nodes…")
+
+    expect(page.locator("h1")).to_have_text("Upgrade 4 ethereum nodes")
+    page.get_by_label(re.compile(r"ethereum@1\.14\.0 ")).check()
+    page.get_by_role("button", name="Show the plan").click()
+
+    plan = page.locator("#upgrade-plan")
+    expect(page.locator("#plan-summary")).to_contain_text("3 of 4 nodes will be upgraded, 1 would fail")
+    expect(plan.locator("tr", has_text="eth-04")).to_contain_text(
+        "not enough memory on host-02 (needs 8.0 GiB, 4.0 GiB free)"
+    )
+    expect(plan.locator("tr", has_text="eth-03")).to_contain_text("fits")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SCREENSHOTS / "upgrade-plan.png", full_page=True)
+    assert Host.objects.get(name="host-01").node_cpu_cores == 3 * 2 + 2  # nothing written yet
+
+    page.get_by_role("button", name="Upgrade 3 nodes").click()
+
+    expect(page.locator(".messagelist")).to_have_text(
+        "3 upgraded, 1 failed: eth-04: not enough memory on host-02 (needs 8.0 GiB, 4.0 GiB free)"
+    )
+    page.goto("/admin/hosts/host/")
+    expect(host_row(page, "host-01")).to_contain_text("14 / 64 cores")
+    expect(host_row(page, "host-01")).to_contain_text("54.0 GiB / 256.0 GiB")
+    expect(host_row(page, "host-02")).to_contain_text("32.0 GiB / 36.0 GiB")
+
+
+def test_support_staff_repair_a_drifted_host_from_the_hosts_list(page):
+    hosts = fleet()
+    drifted = hosts[4]
+    set_counter(drifted, "node_count", 1)
+    set_counter(drifted, "node_memory_bytes", 16 * GiB)
+    log_in(
+        page, UserFactory(username="support", is_staff=True, permissions=["hosts.view_host", "hosts.repair_counters"])
+    )
+
+    page.goto("/admin/hosts/host/")
+    expect(page.locator(".nf-badge-drift")).to_have_count(1)
+    expect(host_row(page, "host-05").locator(".nf-badge-drift")).to_have_text("drift")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SCREENSHOTS / "hosts-list.png", full_page=True)
+
+    host_row(page, "host-05").locator("input.action-select").check()
+    run_action(page, "Repair counters")
+    changes = page.locator(".nf-counter-changes")
+    expect(changes).to_contain_text("nodes")
+    expect(changes).to_contain_text("→ 3")
+    expect(changes).to_contain_text("→ 22.0 GiB")
+    page.get_by_role("button", name="Repair 1 host").click()
+
+    expect(page.locator(".messagelist")).to_have_text(
+        "Repaired 1 host(s): host-05 (nodes 4 → 3, memory 38.0 GiB → 22.0 GiB)."
+    )
+    expect(page.locator(".nf-badge-drift")).to_have_count(0)
+    drifted.refresh_from_db()
+    assert (drifted.node_count, drifted.node_memory_bytes) == (3, 22 * GiB)
