@@ -1,5 +1,6 @@
-"""The REST API's plumbing, shared by every endpoint: strict JSON parsing, token authentication
-and cursor pagination (named in settings.REST_FRAMEWORK; nothing here may import DRF's views)."""
+"""The REST API's plumbing, shared by every endpoint: strict JSON parsing, token authentication,
+cursor pagination and OPTIONS metadata. Named in settings.REST_FRAMEWORK, so nothing here may
+import DRF's views (they import these classes)."""
 
 import json
 import re
@@ -8,6 +9,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed, NotFound, ParseError, ValidationError
+from rest_framework.metadata import SimpleMetadata
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import BaseParser
 
@@ -37,6 +39,14 @@ class StrictJSONParser(BaseParser):
             raise ParseError("The JSON document is nested too deeply.") from None
         except ValueError as error:
             raise ParseError(f"JSON parse error: {error}") from None
+
+
+class DescriptiveMetadata(SimpleMetadata):
+    """OPTIONS: the endpoint's name, description and media types. Its fields are described by the
+    OpenAPI schema; DRF's guess (the output serializer's fields, as if writable) would mislead."""
+
+    def determine_actions(self, request, view):
+        return {}
 
 
 _TOKEN_KEY = re.compile(r"[0-9a-f]{40}")

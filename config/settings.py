@@ -159,6 +159,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "config.api.StrictCursorPagination",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_METADATA_CLASS": "config.api.DescriptiveMetadata",
     "EXCEPTION_HANDLER": "config.exceptions.problem_exception_handler",
     # ASCII-escaped JSON: text the API echoes back (an unknown key) can never fail to encode.
     "UNICODE_JSON": False,

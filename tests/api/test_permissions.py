@@ -140,3 +140,18 @@ def test_session_authentication_reads_and_needs_csrf_to_write(fleet):
     )
     assert "CSRF" in body["detail"]
     assert snapshot() == before
+
+
+def test_permission_is_checked_before_existence(as_role, fleet):
+    missing = "00000000-0000-0000-0000-000000000000"
+
+    assert_problem(
+        as_role("reader").post(f"/api/v1/nodes/{missing}/upgrade/", {"image_id": missing}), 403, "permission_denied"
+    )
+    assert_problem(as_role("reader").delete(f"/api/v1/nodes/{missing}/"), 403, "permission_denied")
+
+
+def test_a_malformed_body_is_refused_before_the_force_permission(as_role, fleet):
+    response = as_role("upgrader").post(f"/api/v1/nodes/{fleet['node'].pk}/upgrade/", {"image_id": 5, "force": True})
+
+    assert_problem(response, 400, "invalid")

@@ -125,7 +125,15 @@ def test_nodes_filter_by_host_image_and_protocol(admin_client, fleet):
 
 @pytest.mark.parametrize(
     "query, field",
-    [("host=not-a-uuid", "host"), ("image=5", "image"), ("protocol=eth%00", "protocol"), ("page_size=0", "page_size")],
+    [
+        ("host=not-a-uuid", "host"),
+        ("host=", "host"),
+        ("image=5", "image"),
+        ("protocol=eth%00", "protocol"),
+        ("page_size=0", "page_size"),
+        ("page_size=1001", "page_size"),
+        ("page_size=ten", "page_size"),
+    ],
 )
 def test_a_malformed_filter_is_invalid(admin_client, fleet, query, field):
     body = assert_problem(admin_client.get(f"/api/v1/nodes/?{query}"), 400, "invalid")
@@ -209,3 +217,11 @@ def test_a_detail_runs_a_constant_number_of_queries(admin_client, fleet, django_
         assert admin_client.get(f"/api/v1/images/{fleet['v1'].pk}/").status_code == 200
     with django_assert_max_num_queries(2):
         assert admin_client.get(f"/api/v1/nodes/{fleet['node'].pk}/").status_code == 200
+
+
+def test_options_describes_the_endpoint_without_guessing_its_fields(admin_client, fleet):
+    response = admin_client.options("/api/v1/nodes/")
+
+    assert response.status_code == 200
+    assert response.json()["parses"] == ["application/json"]
+    assert "actions" not in response.json()
