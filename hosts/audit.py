@@ -106,6 +106,18 @@ def host_truths(*, host_ids: Iterable) -> dict[uuid.UUID, dict[str, int]]:
     return {pk: dict(zip(COUNTER_FIELDS, totals, strict=True)) for pk, *totals in rows}
 
 
+def host_drift_scan(*, host_ids: Iterable | None = None) -> Iterator[tuple[uuid.UUID, bool]]:
+    """(pk, whether its counters disagree with its nodes) of every (or every given) host: one
+    grouped query, streamed."""
+    rows = (
+        _hosts_with_totals(host_ids)
+        .annotate(drifted=ExpressionWrapper(_drift(), output_field=BooleanField()))
+        .order_by()
+        .values_list("pk", "drifted")
+    )
+    return rows.iterator(chunk_size=CHUNK_SIZE)
+
+
 def host_audit(*, host_ids: Iterable | None = None, capacity: bool = True) -> Iterator[HostFinding | CapacityWarning]:
     """Every counter that disagrees with its host's nodes (HostFinding) and, with `capacity`,
     every resource whose nodes exceed the host's capacity (CapacityWarning), host by host in

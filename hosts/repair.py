@@ -1,6 +1,8 @@
 """Service: set hosts' allocation counters back to the truth of their nodes (host_counters_repair).
 
-The invariant it restores: a host's counters equal the COUNT and SUMs of its nodes. Hosts are
+The invariant it restores: a host's counters equal the COUNT and SUMs of its nodes. An unlocked
+grouped query finds the hosts that disagree (every writer keeps the invariant at each commit, so
+a statement's snapshot shows exactly the hosts drifted around the application); those are
 repaired in batches, each its own transaction that locks the batch's hosts in pk order
 (hosts.locks.lock_hosts) and only then reads the truth: every writer of a node holds its host's
 lock, so under those locks the nodes of the batch cannot change and the truth read is final.
@@ -8,17 +10,20 @@ lock, so under those locks the nodes of the batch cannot change and the truth re
 
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from config.db import atomic_with_retry
 from config.errors import ResourceOverflow
 from config.units import BIGINT_MAX
-from hosts.audit import host_truths
+from hosts.audit import host_drift_scan, host_truths
 from hosts.locks import lock_hosts
 from hosts.models import COUNTER_FIELDS, CounterRepair, Host, Source
 
 logger = logging.getLogger("hosts.repair")
+
+#: How many hosts checked between two reports to `progress`.
+PROGRESS_EVERY = 500
 
 
 @dataclass(frozen=True)
@@ -43,19 +48,6 @@ class RepairReport:
     dry_run: bool = False
     hosts_checked: int = 0
     changes: list[CounterChange] = field(default_factory=list)
-
-
-def _pk_batches(host_ids: Iterable | None, batch_size: int) -> Iterator[list]:
-    """Host pks in pk order, `batch_size` at a time (keyset pagination: one query per batch)."""
-    hosts = Host.objects.all() if host_ids is None else Host.objects.filter(pk__in=list(host_ids))
-    last = None
-    while True:
-        page = hosts if last is None else hosts.filter(pk__gt=last)
-        batch = list(page.order_by("pk").values_list("pk", flat=True)[:batch_size])
-        if not batch:
-            return
-        yield batch
-        last = batch[-1]
 
 
 def host_counters_reconcile(
@@ -108,28 +100,40 @@ def host_counters_repair(
     source: str = Source.CLI,
     progress: Callable[[int], object] | None = None,
 ) -> RepairReport:
-    """Sets every (or every given) host's counters to the COUNT/SUMs of its nodes, `batch_size`
-    hosts per transaction, each batch's hosts locked in pk order before the truth is read.
-    Records a CounterRepair (old, new, actor, source) per changed host. Idempotent: a second run
-    changes nothing. `dry_run` locks and writes nothing. `progress(n)` is told of each batch."""
+    """Sets every (or every given) host's counters to the COUNT/SUMs of its nodes. One grouped
+    query, unlocked and streamed, finds the hosts whose counters disagree; they are repaired
+    `batch_size` at a time, each batch one transaction that locks its hosts in pk order and only
+    then reads the truth (host_counters_reconcile). Records a CounterRepair (old, new, actor,
+    source) per changed host. Idempotent: a second run changes nothing. `dry_run` locks and
+    writes nothing. `progress(n)` is told of the hosts checked as the scan goes."""
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     report = RepairReport(dry_run=dry_run)
-    for pks in _pk_batches(host_ids, batch_size):
+    batch, unreported = [], 0
+
+    def repair(pks):
         changes = atomic_with_retry(
-            lambda pks=pks: host_counters_reconcile(host_ids=pks, dry_run=dry_run, actor=actor, source=source)
+            lambda: host_counters_reconcile(host_ids=pks, dry_run=dry_run, actor=actor, source=source)
         )
-        report.hosts_checked += len(pks)
         report.changes.extend(changes)
-        if not dry_run:
-            for change in changes:
-                logger.info(
-                    "counters repaired: host=%s old=%s new=%s source=%s",
-                    change.host_name,
-                    change.old,
-                    change.new,
-                    source,
-                )
-        if progress is not None:
-            progress(len(pks))
+        for change in changes if not dry_run else ():
+            logger.info(
+                "counters repaired: host=%s old=%s new=%s source=%s", change.host_name, change.old, change.new, source
+            )
+
+    for pk, drifted in host_drift_scan(host_ids=host_ids):
+        report.hosts_checked += 1
+        unreported += 1
+        if drifted:
+            batch.append(pk)
+        if len(batch) == batch_size:
+            repair(batch)
+            batch = []
+        if progress is not None and unreported == PROGRESS_EVERY:
+            progress(unreported)
+            unreported = 0
+    if batch:
+        repair(batch)
+    if progress is not None and unreported:
+        progress(unreported)
     return report

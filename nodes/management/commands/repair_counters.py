@@ -7,6 +7,7 @@ error); with --dry-run, 1 when something would change; 1 when something could no
 (or the re-audit still finds counter drift); 2 on a usage error (an unknown --host included)."""
 
 import sys
+from itertools import chain
 
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
@@ -90,7 +91,7 @@ class Command(BaseCommand):
 
         def leftovers():
             nonlocal leftover
-            for finding in [*leftover_hosts, *node_allocation_findings(host_ids=host_ids)]:
+            for finding in chain(leftover_hosts, node_allocation_findings(host_ids=host_ids)):
                 leftover += 1
                 yield finding
 
@@ -117,10 +118,12 @@ class Command(BaseCommand):
             for name, detail in nodes.refused:
                 self.stdout.write(f"node {name}: not repaired: {detail}")
             self.stdout.write(_summary_line(summary, changed))
-            self.stdout.write("Re-audit (nothing was written):" if dry_run else "Re-audit:")
+            self.stdout.write("Node findings:" if dry_run else "Re-audit:")
             for finding in leftovers():
                 self.stdout.write(f"  {finding_line(finding)}")
-            self.stdout.write(f"  {_after_line(leftover, fix_nodes=fix_nodes, hosts_left=len(leftover_hosts))}")
+            self.stdout.write(
+                f"  {_after_line(leftover, dry_run=dry_run, fix_nodes=fix_nodes, hosts_left=len(leftover_hosts))}"
+            )
 
         if dry_run and changed:
             raise CommandError(f"dry run: {changed} change(s) would be made", returncode=1)
@@ -141,7 +144,11 @@ def _summary_line(summary: dict, changed: int) -> str:
     return text + "."
 
 
-def _after_line(leftover: int, *, fix_nodes: bool, hosts_left: int) -> str:
+def _after_line(leftover: int, *, dry_run: bool, fix_nodes: bool, hosts_left: int) -> str:
+    if dry_run:  # nothing was written: the node findings as they are
+        if not leftover:
+            return "none."
+        return f"{leftover} node finding(s)" + ("; --fix-nodes would repair them." if not fix_nodes else ".")
     if not leftover:
         return "clean."
     if hosts_left:
