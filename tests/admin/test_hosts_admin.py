@@ -297,3 +297,12 @@ def test_repair_history_is_a_read_only_searchable_list(django_assert_max_num_que
     assert [repair.host_id for repair in response.context["cl"].result_list] == [drifted.pk]
     assert "nodes 3 → 1, memory 4.0 GiB → 8.0 GiB" in response.content.decode()
     assert response.context["has_add_permission"] is False
+
+
+def test_hosts_holding_nodes_cannot_be_deleted():
+    clean, _drifted = fleet()
+    client = client_for(staff("hosts.delete_host"))
+    page = post_action(client, HOSTS, "delete_selected", [clean.pk])
+    assert "host-1: holds 2 node(s); delete them first" in page.content.decode()
+    post_action(client, HOSTS, "delete_selected", [clean.pk], post="yes")
+    assert Host.objects.filter(pk=clean.pk).exists()

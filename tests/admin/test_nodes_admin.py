@@ -5,9 +5,10 @@ import pytest
 from django.urls import reverse
 
 from hosts.models import Host
-from nodes.models import Command, Node, NodeLog, NodeState
+from nodes.models import Command, Image, Node, NodeLog, NodeState
 from tests.admin.conftest import action_names, client_for, messages_of, post_action, staff
 from tests.factories import GiB, HostFactory, ImageFactory, ImagePropertyFactory, place_node
+from tests.hosts.drift import set_counter
 
 pytestmark = pytest.mark.django_db
 
@@ -414,3 +415,39 @@ def test_history_lists_are_read_only_searchable_by_node_id_and_constant_in_queri
         client.get(reverse(changelist))
     found = client.get(reverse(changelist) + f"?q={first.pk}").context["cl"].result_list
     assert [entry.node_id for entry in found] == [first.pk]
+
+
+def test_delete_refused_by_the_service_is_shown_and_changes_nothing():
+    old, _new, _bitcoin = images()
+    host = HostFactory(name="host-7")
+    node, other = place_node(host=host, image=old, name="node-a"), place_node(host=host, image=old, name="node-b")
+    set_counter(host, "node_memory_bytes", -12 * GiB)  # 4 GiB recorded for 16 GiB of nodes
+    client = client_for(staff("nodes.delete_node"))
+
+    response = client.post(reverse("admin:nodes_node_delete", args=[node.pk]), {"post": "yes"})
+    assert response.status_code == 302
+    assert "Counter node_memory_bytes of host host-7 would go below zero" in messages_of(response)[0]
+    assert Node.objects.count() == 2
+
+    response = post_action(client, NODES, "delete_selected", [node.pk, other.pk], post="yes")
+    summary = messages_of(response)[-1]  # after the single delete's message, never displayed
+    assert summary.startswith("0 deleted, 2 failed: node-a: Counter node_memory_bytes of host host-7")
+    assert Node.objects.count() == 2
+
+
+def test_upgrade_button_on_a_node_page_only_with_the_upgrade_permission():
+    old, _new, _bitcoin = images()
+    node = place_node(host=HostFactory(), image=old)
+    url = reverse("admin:nodes_node_change", args=[node.pk])
+    assert 'id="upgrade-this-node"' not in client_for(staff()).get(url).content.decode()
+    assert 'id="upgrade-this-node"' in client_for(staff("nodes.upgrade_node")).get(url).content.decode()
+
+
+def test_images_in_use_cannot_be_bulk_deleted():
+    old, new, _bitcoin = images()
+    place_node(host=HostFactory(), image=old)
+    client = client_for(staff("nodes.delete_image"))
+    page = post_action(client, "admin:nodes_image_changelist", "delete_selected", [old.pk, new.pk])
+    assert "ethereum@1.0: run by 1 node(s)" in page.content.decode()
+    post_action(client, "admin:nodes_image_changelist", "delete_selected", [old.pk, new.pk], post="yes")
+    assert Image.objects.filter(pk__in=[old.pk, new.pk]).count() == 2
