@@ -31,6 +31,11 @@ serve: venv
 test: venv
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} $(BIN)/python -m pytest
 
+## Benchmarks on a dedicated PostgreSQL database (never part of `make test`). The first run
+## seeds 10,000 hosts x 100 nodes with seed_demo (a few minutes); figures in docs/performance.md.
+bench: venv
+	$(BIN)/python -u bench/audit_repair.py
+
 lint: venv
 	$(BIN)/ruff check .
 

@@ -26,8 +26,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-SERVER = os.environ.get("BENCH_SERVER_URL", "postgres://root@127.0.0.1:5432")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import ROOT, ensure_fleet
 
 # 1% of the hosts (names ending in 00), each counter too high or too low in turn.
 DRIFT = """
@@ -56,12 +57,13 @@ WHERE {DRIFTED} OR cpu > cpu_cores OR memory > memory_bytes OR disk > disk_bytes
 ORDER BY name
 """
 
-# Required allocation of every distinct (image, config) in SQL: max(min, min + adds of the
-# properties whose (string) value differs from their default); the wrong nodes, with their host.
-BARE_NODE_AUDIT = """
-WITH combination AS (
+# Required allocation of every distinct (image, config, allocation) in SQL: max(min, min + adds of
+# the properties whose (string) value differs from their default); the wrong ones, then (only when
+# there are some) their nodes with their hosts: the two statements the app runs too.
+BARE_WRONG_COMBINATIONS = """
+WITH combination AS MATERIALIZED (
     SELECT DISTINCT image_id, properties, cpu_cores, memory_bytes, disk_bytes FROM nodes_node
-), required AS (
+), required AS MATERIALIZED (
     SELECT c.*, jsonb_typeof(c.properties) IS DISTINCT FROM 'object'
                 OR EXISTS (SELECT 1 FROM jsonb_each(c.properties) e WHERE jsonb_typeof(e.value) <> 'string') AS corrupt,
            greatest(i.min_cpu_cores, i.min_cpu_cores + coalesce(a.cpu, 0)) AS want_cpu,
@@ -77,15 +79,16 @@ WITH combination AS (
           AND jsonb_typeof(c.properties -> p.key) = 'string'
           AND c.properties ->> p.key <> p.default_value
     ) a ON true
-), wrong AS (
-    SELECT * FROM required
-    WHERE corrupt OR cpu_cores <> want_cpu OR memory_bytes <> want_memory OR disk_bytes <> want_disk
 )
-SELECT n.id, n.name, h.name, w.want_cpu, w.want_memory, w.want_disk
-FROM nodes_node n
-JOIN wrong w ON w.image_id = n.image_id AND w.properties IS NOT DISTINCT FROM n.properties
-            AND w.cpu_cores = n.cpu_cores AND w.memory_bytes = n.memory_bytes AND w.disk_bytes = n.disk_bytes
-JOIN hosts_host h ON h.id = n.host_id
+SELECT image_id, properties::text, cpu_cores, memory_bytes, disk_bytes FROM required
+WHERE corrupt OR cpu_cores <> want_cpu OR memory_bytes <> want_memory OR disk_bytes <> want_disk
+"""
+BARE_WRONG_NODES = """
+SELECT n.id, n.name, h.name
+FROM nodes_node n JOIN hosts_host h ON h.id = n.host_id
+JOIN unnest(%s::uuid[], %s::text[], %s::bigint[], %s::bigint[], %s::bigint[]) AS w(image_id, config, cpu, memory, disk)
+  ON w.image_id = n.image_id AND w.cpu = n.cpu_cores AND w.memory = n.memory_bytes AND w.disk = n.disk_bytes
+ AND w.config IS NOT DISTINCT FROM n.properties::text
 ORDER BY h.name, n.name
 """
 
@@ -106,28 +109,12 @@ FROM fixed
 """
 
 
-def setup(database: str, hosts: int, nodes_per_host: int) -> str:
-    """Creates (if missing), migrates and seeds the database; sets Django up on it."""
-    import psycopg
-
-    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database]).fetchone():
-            conn.execute(f'CREATE DATABASE "{database}"')
-    url = f"{SERVER}/{database}"
-    sys.path.insert(0, str(ROOT))
-    os.environ.update(DATABASE_URL=url, DJANGO_SETTINGS_MODULE="config.settings", LOG_LEVEL="WARNING")
-    os.environ.setdefault("SECRET_KEY", "benchmark-only")
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", verbosity=0)
+def setup(database: str, hosts: int, nodes_per_host: int) -> None:
+    """Creates (if missing), migrates and seeds the database; Django set up on it; statistics fresh."""
     started = time.perf_counter()
-    call_command("seed_demo", hosts=hosts, nodes_per_host=nodes_per_host)
-    print(f"seed_demo (idempotent check or seeding): {time.perf_counter() - started:.1f} s")
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("VACUUM ANALYZE")
-    return url
+    ensure_fleet(database, hosts, nodes_per_host)
+    print(f"migrate + seed_demo (seeding, or checking an earlier seed): {time.perf_counter() - started:.1f} s")
+    sql("VACUUM ANALYZE")
 
 
 def timed(work) -> tuple[float, object]:
@@ -136,16 +123,17 @@ def timed(work) -> tuple[float, object]:
     return time.perf_counter() - started, result
 
 
-def sql(statement: str):
+def sql(statement: str, params=None):
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute(statement)
+        cursor.execute(statement, params)
         return cursor.fetchall() if cursor.description else cursor.rowcount
 
 
 def bare_audit():
-    return sql(BARE_HOST_AUDIT), sql(BARE_NODE_AUDIT)
+    hosts, wrong = sql(BARE_HOST_AUDIT), sql(BARE_WRONG_COMBINATIONS)
+    return hosts, sql(BARE_WRONG_NODES, [list(column) for column in zip(*wrong, strict=True)]) if wrong else []
 
 
 def app_audit() -> str:
