@@ -13,7 +13,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from hosts.models import CounterRepair, Host
+from hosts.models import AuditRun, CounterRepair, Host
 from nodes.models import NodeLog
 from tests.factories import GiB
 from tests.hosts.drift import DEFAULTS, TRUTH, drifted_fleet, fleet, node, set_config, sql
@@ -169,8 +169,8 @@ def test_the_audit_command_runs_the_same_queries_whatever_the_fleet_size(hosts, 
     sql("UPDATE hosts_host SET node_count = 9 WHERE id = %s", made[-1].pk)
     sql("UPDATE nodes_node SET memory_bytes = 1 WHERE name = 'h00-a'")
 
-    # counts (2), host audit, image specs (2), combinations, wrong nodes
-    with django_assert_num_queries(7):
+    # counts (2), host audit, image specs (2), combinations, wrong nodes, the AuditRun
+    with django_assert_num_queries(8):
         code, out = run("audit_resources")
 
     assert code == 1 and len(out.splitlines()) == 4  # h00 memory, last host count, h00-a memory, summary
@@ -325,3 +325,17 @@ def test_from_a_shell_exit_codes_are_0_1_2_and_json_stays_clean_of_logs():
     assert "\r" not in repair.stderr
 
     assert manage("audit_resources").returncode == 0
+
+
+@pytest.mark.django_db
+def test_an_audit_of_the_fleet_records_its_summary_for_metrics_and_an_audit_of_some_hosts_does_not():
+    drifted()
+
+    run("audit_resources", "--host", "h02")
+    assert AuditRun.objects.count() == 0
+    run("audit_resources")
+
+    audit = AuditRun.objects.get()
+    assert (audit.hosts_checked, audit.nodes_checked, audit.node_findings, audit.source) == (11, 20, 4, "cli")
+    assert audit.drift["node_cpu_cores"] == {"hosts": 4, "amount": 3 + 1 + 6 + 4}  # h02, h03, empty, h09
+    assert audit.drift["node_count"] == {"hosts": 3, "amount": 1 + 2 + 3}  # h00, h01, empty

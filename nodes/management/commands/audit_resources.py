@@ -2,7 +2,8 @@
 against its config on its image, hosts over capacity as warnings.
 
 Exit 0 when clean, 1 on findings (over-capacity warnings alone don't count), 2 on a usage error
-(an unknown --host included). Findings are also logged at WARNING (stderr)."""
+(an unknown --host included). Findings are also logged at WARNING (stderr). An audit of the whole
+fleet records its summary (hosts.AuditRun), which /metrics reports as the last audit."""
 
 import logging
 from collections import Counter
@@ -11,6 +12,8 @@ from itertools import chain
 from django.core.management.base import BaseCommand, CommandError
 
 from hosts.audit import CapacityWarning, HostFinding, fleet_size, host_audit
+from hosts.audit_record import audit_run_record
+from hosts.models import Source
 from nodes.audit import node_allocation_findings
 from nodes.management.audit_cli import JsonDocument, finding_json, finding_line, host_scope
 
@@ -40,6 +43,7 @@ class Command(BaseCommand):
         hosts_checked, nodes_checked = fleet_size(host_ids=host_ids)
         counts = Counter()
         warnings = []  # at most three per host: kept to be listed after the findings
+        host_findings = []  # at most four per host: summed into the AuditRun /metrics reports
 
         def findings():
             for item in chain(host_audit(host_ids=host_ids), node_allocation_findings(host_ids=host_ids)):
@@ -47,6 +51,8 @@ class Command(BaseCommand):
                 if isinstance(item, CapacityWarning):
                     warnings.append(item)
                     continue
+                if isinstance(item, HostFinding):
+                    host_findings.append(item)
                 counts["host" if isinstance(item, HostFinding) else "node"] += 1
                 yield item
 
@@ -70,6 +76,14 @@ class Command(BaseCommand):
             for warning in warnings:
                 self.stdout.write(finding_line(warning))
             self.stdout.write(_summary_line(hosts_checked, nodes_checked, counts, len(warnings)))
+        if host_ids is None:  # the fleet's figures, not a few hosts', are the last audit of /metrics
+            audit_run_record(
+                host_findings=host_findings,
+                hosts_checked=hosts_checked,
+                nodes_checked=nodes_checked,
+                node_findings=counts["node"],
+                source=Source.CLI,
+            )
         if counts:
             raise CommandError(f"{counts.total()} finding(s)", returncode=1)
 
