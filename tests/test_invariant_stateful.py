@@ -1,0 +1,146 @@
+"""The core promise, checked as a state machine on PostgreSQL (hypothesis): whatever sequence of
+creates, upgrades (valid or not, forced, planned), deletes, drift written around the app and
+repairs, after every step each host's counters equal its nodes' sums — except for exactly the
+drift injected and not yet repaired, which the audit reports exactly."""
+
+import pytest
+from django.db import connection
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
+
+from config.errors import ApplicationError
+from hosts.audit import host_counter_findings
+from hosts.models import COUNTER_FIELDS, CounterRepair, Host
+from hosts.repair import host_counters_repair
+from nodes.models import Command, Image, ImageProperty, Node, NodeLog
+from nodes.services import node_create, node_delete, node_upgrade, node_upgrade_plan
+from tests.factories import GiB, HostFactory, ImageFactory, ImagePropertyFactory
+from tests.invariants import counter_drift
+
+
+def fleet_state():
+    return (
+        list(Host.objects.order_by("pk").values()),
+        list(Node.objects.order_by("pk").values()),
+        NodeLog.objects.count(),
+        Command.objects.count(),
+    )
+
+
+class Fleet(RuleBasedStateMachine):
+    def __init__(self):
+        super().__init__()
+        for model in (NodeLog, Command, CounterRepair, Node, ImageProperty, Image, Host):
+            model.objects.all().delete()
+        self.hosts = [
+            HostFactory(cpu_cores=12, memory_bytes=48 * GiB, disk_bytes=2048 * GiB),
+            HostFactory(cpu_cores=6, memory_bytes=16 * GiB, disk_bytes=1024 * GiB),
+        ]
+        small = ImageFactory(protocol="eth", min_cpu_cores=1, min_memory_bytes=4 * GiB, min_disk_bytes=100 * GiB)
+        large = ImageFactory(protocol="eth", min_cpu_cores=4, min_memory_bytes=8 * GiB, min_disk_bytes=300 * GiB)
+        ImagePropertyFactory(image=large, key="archive", default_value="off", add_disk_bytes=500 * GiB)
+        ImagePropertyFactory(image=small, key="archive", default_value="off", add_disk_bytes=200 * GiB)
+        lean = ImageFactory(protocol="eth", min_cpu_cores=0, min_memory_bytes=0, min_disk_bytes=0)
+        other = ImageFactory(protocol="btc", min_cpu_cores=2, min_memory_bytes=2 * GiB, min_disk_bytes=50 * GiB)
+        self.images = [small, large, lean, other]
+        self.nodes = []
+        self.injected = {}  # (host id, counter) -> recorded minus true, written by SQL
+        self.serial = 0
+
+    def _counter(self, host, counter):
+        return Host.objects.values_list(counter, flat=True).get(pk=host.pk)
+
+    @rule(host=st.integers(0, 1), image=st.integers(0, 3), archive=st.booleans(), force=st.booleans())
+    def create(self, host, image, archive, force):
+        self.serial += 1
+        properties = {"archive": "on"} if archive and self.images[image].properties.exists() else {}
+        try:
+            change = node_create(
+                name=f"n{self.serial}",
+                host_id=self.hosts[host].pk,
+                image_id=self.images[image].pk,
+                properties=properties,
+                force=force,
+            )
+        except ApplicationError as error:
+            assert not (force and error.code == "insufficient_capacity")
+            return
+        self.nodes.append(change.node.pk)
+
+    @precondition(lambda self: self.nodes)
+    @rule(data=st.data(), image=st.integers(0, 3), force=st.booleans(), dry_run=st.booleans())
+    def upgrade(self, data, image, force, dry_run):
+        node = data.draw(st.sampled_from(self.nodes))
+        target = self.images[image].pk
+        if dry_run:
+            before = fleet_state()
+            plan = node_upgrade_plan(node_id=node, image_id=target, force=force)
+            assert fleet_state() == before  # a plan writes nothing
+            try:
+                node_upgrade(node_id=node, image_id=target, force=force)
+            except ApplicationError as error:
+                assert plan.error is not None and plan.error.code == error.code  # the plan predicted it
+            else:
+                assert plan.error is None
+            return
+        try:
+            node_upgrade(node_id=node, image_id=target, force=force)
+        except ApplicationError as error:
+            assert not (force and error.code == "insufficient_capacity")
+
+    @precondition(lambda self: self.nodes)
+    @rule(data=st.data())
+    def delete(self, data):
+        node = data.draw(st.sampled_from(self.nodes))
+        try:
+            node_delete(node_id=node)
+        except ApplicationError:
+            return
+        self.nodes.remove(node)
+
+    @rule(host=st.integers(0, 1), counter=st.sampled_from(COUNTER_FIELDS), amount=st.integers(-3 * GiB, 3 * GiB))
+    def inject_drift(self, host, counter, amount):
+        host = self.hosts[host]
+        if amount == 0 or self._counter(host, counter) + amount < 0:
+            return
+        with connection.cursor() as cursor:  # a write made around the application
+            cursor.execute(f"UPDATE hosts_host SET {counter} = {counter} + %s WHERE id = %s", [amount, host.pk])
+        key = (host.pk, counter)
+        self.injected[key] = self.injected.get(key, 0) + amount
+        if self.injected[key] == 0:
+            del self.injected[key]
+
+    @rule()
+    def repair(self):
+        report = host_counters_repair()
+        assert {c.host_id for c in report.changes} == {host_id for host_id, _ in self.injected}
+        self.injected.clear()
+        assert host_counters_repair(dry_run=True).changes == []  # idempotent
+
+    @invariant()
+    def counters_equal_sums_but_for_injected_drift(self):
+        found = {}
+        for host_id, (recorded, truth) in counter_drift().items():
+            for counter, have, want in zip(COUNTER_FIELDS, recorded, truth, strict=True):
+                if have != want:
+                    found[(host_id, counter)] = have - want
+        assert found == self.injected
+
+    @invariant()
+    def the_audit_reports_exactly_the_injected_drift(self):
+        findings = {(f.host_id, f.field): f.recorded - f.expected for f in host_counter_findings()}
+        assert findings == self.injected
+
+
+@pytest.mark.django_db
+def test_counters_always_equal_the_sum_of_their_nodes_but_for_injected_drift():
+    run_state_machine_as_test(
+        Fleet,
+        settings=settings(
+            max_examples=30,
+            stateful_step_count=25,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+        ),
+    )
