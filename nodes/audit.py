@@ -131,6 +131,8 @@ def node_allocation_findings(*, host_ids: Iterable | None = None) -> Iterator[No
     for image_id, config_text, *amounts in combinations.iterator(chunk_size=CHUNK_SIZE):
         properties = None if config_text is None else json.loads(config_text)
         recorded = Resources(*amounts)
+        if image_id not in specs:  # an image first used since the specs were read
+            specs = image_specs()
         findings = _findings(node_verdict(specs[image_id], properties), properties, recorded)
         if findings:
             wrong.append((image_id, config_text, recorded, findings))

@@ -20,7 +20,7 @@ from config.errors import ApplicationError
 from hosts.locks import lock_with_host
 from hosts.models import Source
 from hosts.repair import CounterChange, host_counters_reconcile
-from nodes.audit import image_specs, node_allocation_findings, node_verdict
+from nodes.audit import node_allocation_findings, node_verdict
 from nodes.models import Image, Node, NodeEvent, NodeLog
 from nodes.resources import ImageSpec, Resources
 from nodes.services import image_spec
@@ -78,13 +78,17 @@ def _change(node: Node, host_name: str, spec: ImageSpec) -> AllocationChange | N
     )
 
 
+def _spec(image_id) -> ImageSpec:
+    """The spec of a node's image, read now (the node may have moved to it a moment ago)."""
+    return image_spec(Image.objects.prefetch_related("properties").get(pk=image_id))
+
+
 def _repair_node(node_id, *, actor, source) -> tuple[AllocationChange | None, list[CounterChange]]:
     try:
         node = lock_with_host(Node.objects, node_id)
     except Node.DoesNotExist:  # deleted since the audit: nothing left to repair
         return None, []
-    spec = image_spec(Image.objects.prefetch_related("properties").get(pk=node.image_id))
-    change = _change(node, node.host.name, spec)
+    change = _change(node, node.host.name, _spec(node.image_id))
     if change is None:  # repaired meanwhile (or upgraded): the lock shows it is right now
         return None, []
     updates = {**change.new, "updated_at": timezone.now()}
@@ -121,7 +125,6 @@ def node_allocations_repair(
     image's defaults for the rest), one node per transaction, NodeLog `allocation_repaired`,
     its host's counters moved with it. Idempotent. `dry_run` locks and writes nothing."""
     report = NodeRepairReport(dry_run=dry_run)
-    specs = image_specs()
     last = None
     for finding in node_allocation_findings(host_ids=host_ids):
         if finding.node_id == last:  # a node's findings come together: one repair each
@@ -130,7 +133,7 @@ def node_allocations_repair(
         try:
             if dry_run:
                 node = Node.objects.filter(pk=finding.node_id).first()
-                change = node and _change(node, finding.host_name, specs[node.image_id])
+                change = node and _change(node, finding.host_name, _spec(node.image_id))
                 counter_changes = []
             else:
                 change, counter_changes = atomic_with_retry(
