@@ -5,8 +5,8 @@ DRF's exceptions and Django's own 400/403/404/413/500 alike."""
 import json
 import math
 
+from django.core.exceptions import DisallowedHost, RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpResponse
 from django.views import defaults
@@ -70,7 +70,9 @@ def application_error(exc: Exception) -> errors.ApplicationError | None:
     if isinstance(exc, RequestDataTooBig):
         return HttpProblem(str(exc), code=RequestTooLarge.default_code, status=413, title=_TITLES[413])
     if isinstance(exc, SuspiciousOperation):
-        return errors.InvalidInput("The request is malformed.", errors={api_settings.NON_FIELD_ERRORS_KEY: [str(exc)]})
+        # Django's message for a bad Host header suggests a setting: it is for the log, not the caller.
+        reason = "The Host header names no site served here." if isinstance(exc, DisallowedHost) else str(exc)
+        return errors.InvalidInput("The request is malformed.", errors={api_settings.NON_FIELD_ERRORS_KEY: [reason]})
     if isinstance(exc, OperationalError | InterfaceError):
         # Reads are not wrapped by config.db.atomic_with_retry: a lost or refused connection is busy too.
         return errors.Busy("The database is not available now; try again.")
