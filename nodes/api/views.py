@@ -30,10 +30,6 @@ DETAIL_ERRORS = problems(401, 404, 503)
 LIST_ERRORS = problems(400, 401, 503)
 
 
-class ByNamePagination(StrictCursorPagination):
-    ordering = "name"
-
-
 class ByProtocolPagination(StrictCursorPagination):
     ordering = ("protocol", "version")
 
@@ -43,12 +39,14 @@ class FleetReadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
 
     lookup_value_converter = "uuid"
     permission_classes = [IsAuthenticated]
+    pagination_class = StrictCursorPagination  # by name
     noun: str
 
     def get_object(self):
+        queryset = self.get_queryset()
         try:
-            return self.get_queryset().get(pk=self.kwargs["pk"])
-        except self.get_queryset().model.DoesNotExist:
+            return queryset.get(pk=self.kwargs["pk"])
+        except queryset.model.DoesNotExist:
             raise NotFound(f"No {self.noun} with id {self.kwargs['pk']}.") from None
 
 
@@ -61,7 +59,6 @@ class HostViewSet(FleetReadViewSet):
 
     queryset = Host.objects.all()
     serializer_class = HostSerializer
-    pagination_class = ByNamePagination
     noun = "host"
 
 
@@ -87,7 +84,6 @@ class NodeViewSet(FleetReadViewSet):
 
     queryset = Node.objects.all()
     serializer_class = NodeSerializer
-    pagination_class = ByNamePagination
     filterset_class = NodeFilter
     noun = "node"
 
