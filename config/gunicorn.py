@@ -1,6 +1,7 @@
 """gunicorn settings for production: `gunicorn -c config/gunicorn.py config.wsgi`.
 
-Environment: BIND (default 127.0.0.1:8000), WEB_CONCURRENCY (workers, default 4), GUNICORN_TIMEOUT.
+Environment: BIND (default 127.0.0.1:8000), WEB_CONCURRENCY (workers, default 4), GUNICORN_TIMEOUT,
+GUNICORN_ACCESS_LOG (default "-", stdout; empty for none).
 Each worker is a process with its own metrics; they are gathered through PROMETHEUS_MULTIPROC_DIR."""
 
 import os
@@ -9,7 +10,8 @@ import tempfile
 bind = os.environ.get("BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "4"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
-accesslog = "-"
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-") or None  # empty: no access log
+graceful_timeout = 10
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 # Must be set before any worker imports prometheus_client.
