@@ -143,6 +143,10 @@ LOGGING = {
     "root": {"handlers": ["stderr"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
 
+# API writes per user (DRF rate: "600/min"; empty for no limit), counted in CACHES["default"].
+API_WRITE_THROTTLE_RATE = env.str("API_WRITE_THROTTLE_RATE", default="600/min")
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+
 # /metrics: with a token, callers must send `Authorization: Bearer <token>`; without, only loopback.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
@@ -159,6 +163,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "config.api.StrictCursorPagination",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_CLASSES": ["nodes.api.throttles.WriteRateThrottle"],
     "DEFAULT_METADATA_CLASS": "config.api.DescriptiveMetadata",
     "EXCEPTION_HANDLER": "config.exceptions.problem_exception_handler",
     # ASCII-escaped JSON: text the API echoes back (an unknown key) can never fail to encode.

@@ -1,0 +1,45 @@
+"""Production settings: `check --deploy` is clean, DEBUG is off by default, SECRET_KEY is required."""
+
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(code_or_args, **env):
+    """Runs Python with the production settings module and only the given environment."""
+    base = {
+        "PATH": os.environ["PATH"],
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "HOME": os.environ.get("HOME", "/"),
+    }
+    args = code_or_args if isinstance(code_or_args, list) else ["-c", code_or_args]
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env={**base, **env}, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_check_deploy_is_clean_with_production_settings():
+    result = run(
+        ["manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        SECRET_KEY=secrets.token_urlsafe(50),
+        ALLOWED_HOSTS="nodefleet.example.com",
+        DATABASE_URL="postgres://root@127.0.0.1:5432/postgres",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_debug_is_off_unless_asked_for():
+    code = "import django; django.setup(); from django.conf import settings; print(settings.DEBUG)"
+    assert run(code, SECRET_KEY="x" * 50).stdout.strip() == "False"
+    assert run(code, DEBUG="true").stdout.strip() == "True"
+
+
+def test_production_refuses_to_start_without_a_secret_key():
+    result = run("import django; django.setup()")
+    assert result.returncode != 0
+    assert "SECRET_KEY" in result.stderr
