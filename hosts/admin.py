@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from config.units import RESOURCES, human_amount, human_bytes, human_cores
-from hosts.admin_helpers import LargeTableAdmin, ReadOnlyAdmin, counter_label, usage_bar
+from hosts.admin_helpers import LargeTableAdmin, PageFirstPaginator, ReadOnlyAdmin, counter_label, usage_bar
 from hosts.audit import EXPECTED, host_counter_findings, hosts_with_expected
 from hosts.models import COUNTER_FIELDS, COUNTER_OF_RESOURCE, CounterRepair, Host, Source
 from hosts.repair import host_counters_repair
@@ -30,9 +30,12 @@ class DriftFilter(admin.SimpleListFilter):
         return [("yes", "drifted"), ("no", "agree with nodes")]
 
     def queryset(self, request, queryset):
-        if self.value() in ("yes", "no"):
-            return queryset.filter(has_drift=self.value() == "yes")
-        return queryset
+        if self.value() not in ("yes", "no"):
+            return queryset
+        # One grouped pass over the nodes (the audit's), rather than the per-row subqueries of
+        # the list evaluated for every host, once to count and once to page.
+        drifted = {finding.host_id for finding in host_counter_findings()}
+        return queryset.filter(pk__in=drifted) if self.value() == "yes" else queryset.exclude(pk__in=drifted)
 
 
 def _over_capacity() -> Q:
@@ -128,6 +131,7 @@ def repair_summary(report) -> str:
 
 @admin.register(Host)
 class HostAdmin(LargeTableAdmin):
+    paginator = PageFirstPaginator
     list_display = ["host", "nodes", "cpu", "memory", "disk"]
     list_filter = [DriftFilter, OverCapacityFilter]
     search_fields = ["name"]

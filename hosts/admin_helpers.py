@@ -51,6 +51,21 @@ class EstimatedCountPaginator(Paginator):
         return row[0] if row and row[0] >= 0 else None
 
 
+class PageFirstPaginator(EstimatedCountPaginator):
+    """Finds the primary keys of the page first, in a subquery of the same statement, so
+    per-row annotations (correlated subqueries) are computed for the rows shown only, not for
+    every row an OFFSET skips on the way to a deep page."""
+
+    def page(self, number):
+        number = self.validate_number(number)
+        bottom = (number - 1) * self.per_page
+        top = bottom + self.per_page
+        if top + self.orphans >= self.count:
+            top = self.count
+        keys = self.object_list.values("pk")[bottom:top]
+        return self._get_page(self.object_list.filter(pk__in=keys), number, self)
+
+
 class LargeTableAdmin(admin.ModelAdmin):
     """A list that stays fast however many rows: no full count beside the filtered one, no
     facet counts, and the planner's estimate when nothing is filtered."""

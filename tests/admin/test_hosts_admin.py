@@ -306,3 +306,16 @@ def test_hosts_holding_nodes_cannot_be_deleted():
     assert "host-1: holds 2 node(s); delete them first" in page.content.decode()
     post_action(client, HOSTS, "delete_selected", [clean.pk], post="yes")
     assert Host.objects.filter(pk=clean.pk).exists()
+
+
+def test_a_deep_page_computes_the_expected_counters_of_its_own_rows_only(monkeypatch, queries):
+    monkeypatch.setattr(HostAdmin, "list_per_page", 2)
+    fleet()  # host-1, host-2 (drifted), host-3
+    HostFactory(name="host-4")
+    client = client_for(staff())
+    with queries() as statements:
+        response = client.get(reverse(HOSTS) + "?p=2")
+    assert [host.name for host in response.context["cl"].result_list] == ["host-3", "host-4"]
+    [page_query] = [sql for sql in statements if sql.startswith('SELECT "hosts_host"."id"')]
+    assert re.search(r'WHERE "hosts_host"."id" IN \(SELECT .* LIMIT 2 OFFSET 2\)', page_query)
+    assert badges(client.get(reverse(HOSTS) + "?p=1").content.decode()) == ["host-2"]
