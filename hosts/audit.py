@@ -175,9 +175,6 @@ def _as_uuid(ref: str) -> uuid.UUID | None:
         return None
 
 
-def fleet_size(*, host_ids: Iterable | None = None) -> tuple[int, int]:
-    """(hosts, nodes) in the audited scope: what a summary says was checked. Two counts."""
-    hosts = Host.objects.all() if host_ids is None else Host.objects.filter(pk__in=list(host_ids))
-    node_model = Host._meta.get_field("nodes").related_model
-    nodes = node_model.objects.all() if host_ids is None else node_model.objects.filter(host__in=list(host_ids))
-    return hosts.count(), nodes.count()
+def host_count(*, host_ids: Iterable | None = None) -> int:
+    """How many hosts an audit or repair of `host_ids` (None: the fleet) checks."""
+    return (Host.objects.all() if host_ids is None else Host.objects.filter(pk__in=list(host_ids))).count()

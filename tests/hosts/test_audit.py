@@ -6,9 +6,9 @@ from config.errors import NotFound
 from hosts.audit import (
     CapacityWarning,
     HostFinding,
-    fleet_size,
     host_audit,
     host_capacity_warnings,
+    host_count,
     host_counter_findings,
     hosts_by_id_or_name,
     hosts_with_expected,
@@ -103,11 +103,11 @@ def test_the_host_audit_runs_one_query_whatever_the_fleet_size(hosts, django_ass
 
 
 @pytest.mark.django_db
-def test_fleet_size_counts_hosts_and_nodes_in_scope():
+def test_host_count_counts_the_hosts_in_scope():
     first, _second, third = fleet(3)
 
-    assert fleet_size() == (3, 6)
-    assert fleet_size(host_ids=[first.pk, third.pk]) == (2, 4)
+    assert host_count() == 3
+    assert host_count(host_ids=[first.pk, third.pk]) == 2
 
 
 @pytest.mark.django_db

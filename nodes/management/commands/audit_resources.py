@@ -11,7 +11,7 @@ from itertools import chain
 
 from django.core.management.base import BaseCommand, CommandError
 
-from hosts.audit import CapacityWarning, HostFinding, fleet_size, host_audit
+from hosts.audit import CapacityWarning, HostFinding, host_audit, host_count
 from hosts.audit_record import audit_run_record
 from hosts.models import Source
 from nodes.audit import node_allocation_findings
@@ -40,13 +40,14 @@ class Command(BaseCommand):
 
     def handle(self, *args, hosts: list[str], as_json: bool, **options):
         host_ids = host_scope(hosts)
-        hosts_checked, nodes_checked = fleet_size(host_ids=host_ids)
-        counts = Counter()
+        hosts_checked = host_count(host_ids=host_ids)
+        counts = Counter()  # "host" and "node" findings, and "nodes" checked
         warnings = []  # at most three per host: kept to be listed after the findings
         host_findings = []  # at most four per host: summed into the AuditRun /metrics reports
 
         def findings():
-            for item in chain(host_audit(host_ids=host_ids), node_allocation_findings(host_ids=host_ids)):
+            nodes = node_allocation_findings(host_ids=host_ids, checked=lambda n: counts.update(nodes=n))
+            for item in chain(host_audit(host_ids=host_ids), nodes):
                 logger.warning("%s", finding_line(item))
                 if isinstance(item, CapacityWarning):
                     warnings.append(item)
@@ -56,40 +57,45 @@ class Command(BaseCommand):
                 counts["host" if isinstance(item, HostFinding) else "node"] += 1
                 yield item
 
-        summary = {"hosts_checked": hosts_checked, "nodes_checked": nodes_checked}
         if as_json:
             with JsonDocument(self.stdout) as document:
                 document.items("findings", map(finding_json, findings()))
                 document.items("warnings", map(finding_json, warnings))
-                document.value(
-                    "summary",
-                    {
-                        **summary,
-                        "host_findings": counts["host"],
-                        "node_findings": counts["node"],
-                        "warnings": len(warnings),
-                    },
-                )
+                document.value("summary", _summary(hosts_checked, counts, warnings))
         else:
             for item in findings():
                 self.stdout.write(finding_line(item))
             for warning in warnings:
                 self.stdout.write(finding_line(warning))
-            self.stdout.write(_summary_line(hosts_checked, nodes_checked, counts, len(warnings)))
+            self.stdout.write(_summary_line(_summary(hosts_checked, counts, warnings)))
         if host_ids is None:  # the fleet's figures, not a few hosts', are the last audit of /metrics
             audit_run_record(
                 host_findings=host_findings,
                 hosts_checked=hosts_checked,
-                nodes_checked=nodes_checked,
+                nodes_checked=counts["nodes"],
                 node_findings=counts["node"],
                 source=Source.CLI,
             )
-        if counts:
-            raise CommandError(f"{counts.total()} finding(s)", returncode=1)
+        if counts["host"] or counts["node"]:
+            raise CommandError(f"{counts['host'] + counts['node']} finding(s)", returncode=1)
 
 
-def _summary_line(hosts_checked: int, nodes_checked: int, counts: Counter, warnings: int) -> str:
-    found = f"{counts['host']} host finding(s), {counts['node']} node finding(s)" if counts else "no findings"
-    if warnings:
-        found += f", {warnings} over-capacity warning(s)"
-    return f"Checked {hosts_checked} host(s) and {nodes_checked} node(s): {found}."
+def _summary(hosts_checked: int, counts: Counter, warnings: list) -> dict:
+    return {
+        "hosts_checked": hosts_checked,
+        "nodes_checked": counts["nodes"],
+        "host_findings": counts["host"],
+        "node_findings": counts["node"],
+        "warnings": len(warnings),
+    }
+
+
+def _summary_line(summary: dict) -> str:
+    found = (
+        f"{summary['host_findings']} host finding(s), {summary['node_findings']} node finding(s)"
+        if summary["host_findings"] or summary["node_findings"]
+        else "no findings"
+    )
+    if summary["warnings"]:
+        found += f", {summary['warnings']} over-capacity warning(s)"
+    return f"Checked {summary['hosts_checked']} host(s) and {summary['nodes_checked']} node(s): {found}."

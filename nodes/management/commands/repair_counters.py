@@ -13,7 +13,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from config.errors import ApplicationError
-from hosts.audit import fleet_size, host_counter_findings
+from hosts.audit import host_count, host_counter_findings
 from hosts.models import Source
 from hosts.repair import host_counters_repair
 from nodes.audit import node_allocation_findings
@@ -71,7 +71,7 @@ class Command(BaseCommand):
                         host_ids=host_ids, dry_run=dry_run, source=Source.CLI, progress=bar.update
                     )
             with tqdm(
-                total=fleet_size(host_ids=host_ids)[0],
+                total=host_count(host_ids=host_ids),
                 unit="host",
                 desc="repairing hosts",
                 disable=None,
