@@ -37,8 +37,10 @@ def _statement(lock: bool) -> str:
 def _converted(fields, values):
     converted = []
     for field, value in zip(fields, values, strict=True):
-        for converter in connection.ops.get_db_converters(field.cached_col) + field.get_db_converters(connection):
-            value = converter(value, field.cached_col, connection)
+        # get_col: a foreign key's column converts as its target (a UUID on SQLite, stored as hex).
+        column = field.get_col(field.model._meta.db_table)
+        for converter in connection.ops.get_db_converters(column) + column.get_db_converters(connection):
+            value = converter(value, column, connection)
         converted.append(value)
     return converted
 
