@@ -169,8 +169,8 @@ def test_the_audit_command_runs_the_same_queries_whatever_the_fleet_size(hosts, 
     sql("UPDATE hosts_host SET node_count = 9 WHERE id = %s", made[-1].pk)
     sql("UPDATE nodes_node SET memory_bytes = 1 WHERE name = 'h00-a'")
 
-    # host count, host audit, image specs (2), combinations, wrong nodes, the AuditRun
-    with django_assert_num_queries(7):
+    # node count, host count, host audit, image specs (2), combinations, wrong nodes, the AuditRun
+    with django_assert_num_queries(8):
         code, out = run("audit_resources")
 
     assert code == 1 and len(out.splitlines()) == 4  # h00 memory, last host count, h00-a memory, summary

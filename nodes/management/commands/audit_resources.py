@@ -14,7 +14,7 @@ from django.core.management.base import BaseCommand, CommandError
 from hosts.audit import CapacityWarning, HostFinding, host_audit, host_count
 from hosts.audit_record import audit_run_record
 from hosts.models import Source
-from nodes.audit import node_allocation_findings
+from nodes.audit import node_allocation_findings, node_count
 from nodes.management.audit_cli import JsonDocument, finding_json, finding_line, host_scope
 
 logger = logging.getLogger("nodes.audit")
@@ -40,14 +40,13 @@ class Command(BaseCommand):
 
     def handle(self, *args, hosts: list[str], as_json: bool, **options):
         host_ids = host_scope(hosts)
+        counts = Counter(nodes=node_count(host_ids=host_ids))  # nodes checked, and "host" and "node" findings
         hosts_checked = host_count(host_ids=host_ids)
-        counts = Counter()  # "host" and "node" findings, and "nodes" checked
         warnings = []  # at most three per host: kept to be listed after the findings
         host_findings = []  # at most four per host: summed into the AuditRun /metrics reports
 
         def findings():
-            nodes = node_allocation_findings(host_ids=host_ids, checked=lambda n: counts.update(nodes=n))
-            for item in chain(host_audit(host_ids=host_ids), nodes):
+            for item in chain(host_audit(host_ids=host_ids), node_allocation_findings(host_ids=host_ids)):
                 logger.warning("%s", finding_line(item))
                 if isinstance(item, CapacityWarning):
                     warnings.append(item)
