@@ -20,12 +20,11 @@ run: venv
 	DEBUG=1 $(BIN)/python manage.py demo_login
 	DEBUG=1 $(BIN)/python manage.py runserver 127.0.0.1:8000
 
-## Production serving: static files collected (whitenoise serves them), then gunicorn with
-## WEB_CONCURRENCY workers (default 4) on BIND. Needs the production environment (.env.example).
+## Production serving: static files collected (whitenoise serves them), then gunicorn
+## (config/gunicorn.py: WEB_CONCURRENCY workers, default 4, on BIND). Needs the production environment.
 serve: venv
 	$(BIN)/python manage.py collectstatic --no-input -v 0
-	$(BIN)/gunicorn config.wsgi:application --workers $${WEB_CONCURRENCY:-4} --bind $${BIND:-127.0.0.1:8000} \
-		--timeout 30 --graceful-timeout 10 --access-logfile -
+	$(BIN)/gunicorn -c config/gunicorn.py config.wsgi:application
 
 ## The whole suite, against PostgreSQL (DATABASE_URL, default the local server).
 test: venv

@@ -50,6 +50,8 @@ def _wait_healthy(base_url: str, process: subprocess.Popen, timeout: float) -> N
 def gunicorn(*, workers: int, log: Path, **env: str) -> Iterator[str]:
     """Runs `gunicorn config.wsgi` with `workers` workers; yields its base URL."""
     port = free_port()
+    metrics_dir = log.parent / "metrics"  # config/gunicorn.py's workers share their metrics there
+    metrics_dir.mkdir(exist_ok=True)
     environment = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings",
@@ -59,12 +61,14 @@ def gunicorn(*, workers: int, log: Path, **env: str) -> Iterator[str]:
         "ALLOWED_HOSTS": "127.0.0.1",
         "SECURE_SSL_REDIRECT": "false",
         "LOG_LEVEL": "WARNING",
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
         **env,
     }
     command = [
         sys.executable,
         "-m",
         "gunicorn",
+        "--config=config/gunicorn.py",  # production's, with the bind and workers below
         "config.wsgi:application",
         f"--workers={workers}",
         f"--bind=127.0.0.1:{port}",
