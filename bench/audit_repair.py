@@ -3,8 +3,9 @@
 Seeds (idempotently, with seed_demo) a fleet in a dedicated database, drifts 1% of the hosts'
 counters by SQL, then, round after round on the same data:
 
-  audit   audit_resources (in-process, output discarded)  vs  bare SQL: the one grouped host
-          query + one statement checking every node's allocation against its image
+  audit   audit_resources (in-process, output discarded)  vs  bare SQL: the counts of the
+          summary, the one grouped host query, one statement finding the (image, config,
+          allocation) combinations that are wrong, and (only when some are) their nodes
   repair  host_counters_repair (batches of 500, locked)   vs  bare SQL: one UPDATE ... FROM
           the grouped truth, recording each change (INSERT of the old/new counters)
 
@@ -92,6 +93,9 @@ JOIN unnest(%s::uuid[], %s::text[], %s::bigint[], %s::bigint[], %s::bigint[]) AS
 ORDER BY h.name, n.name
 """
 
+# What the summary says was checked.
+BARE_COUNTS = "SELECT (SELECT count(*) FROM hosts_host), (SELECT count(*) FROM nodes_node)"
+
 BARE_REPAIR = f"""
 WITH truth AS ({TRUTH}),
 fixed AS (
@@ -132,6 +136,7 @@ def sql(statement: str, params=None):
 
 
 def bare_audit():
+    sql(BARE_COUNTS)
     hosts, wrong = sql(BARE_HOST_AUDIT), sql(BARE_WRONG_COMBINATIONS)
     return hosts, sql(BARE_WRONG_NODES, [list(column) for column in zip(*wrong, strict=True)]) if wrong else []
 
