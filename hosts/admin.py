@@ -149,9 +149,6 @@ class HostAdmin(LargeTableAdmin):
     ]
     readonly_fields = ["usage", "nodes", "counter_cpu", "counter_memory", "counter_disk", "counter_check"]
 
-    class Media:
-        css = {"all": ["hosts/admin.css"]}
-
     def get_queryset(self, request):
         # The expected counters and `has_drift` are correlated subqueries of the list's one
         # query: computed for the rows of the page only (and for all rows when filtering on drift).

@@ -74,6 +74,10 @@ class LargeTableAdmin(admin.ModelAdmin):
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
     list_per_page = 100
+
+    class Media:
+        css = {"all": ["hosts/admin.css"]}
+
     #: A search term that is a UUID finds the rows with this field equal to it (an indexed
     #: lookup) instead of a text search; None: no such search.
     id_search_field: str | None = None

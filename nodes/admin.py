@@ -150,7 +150,7 @@ def _allocation(obj, prefix: str = "") -> str:
 
 @admin.register(Node)
 class NodeAdmin(LargeTableAdmin):
-    list_display = ["name", "host_link", "image", "protocol", "cpu", "memory", "disk", "state"]
+    list_display = ["name", "host_link", "image", "protocol", "allocation", "state"]
     list_select_related = ["host", "image"]
     list_filter = [HostFilter, ProtocolFilter, "image", "state"]
     search_fields = ["name"]
@@ -159,9 +159,6 @@ class NodeAdmin(LargeTableAdmin):
     # Only the name has an index fit for sorting a million rows page by page.
     sortable_by = ["name"]
     actions = ["upgrade_selected", "delete_selected"]
-
-    class Media:
-        css = {"all": ["hosts/admin.css"]}
 
     fieldsets = [
         (None, {"fields": ["name", "host_link", "image", "state", "config"]}),
@@ -180,6 +177,12 @@ class NodeAdmin(LargeTableAdmin):
     @admin.display(description="protocol")
     def protocol(self, node):
         return node.image.protocol
+
+    @admin.display(description="allocation")
+    def allocation(self, node):
+        # No break inside an amount ("700.0 GiB"): a narrow column wraps after the commas only.
+        amounts = ((human_amount(name, getattr(node, name)),) for name in RESOURCES)
+        return format_html_join(", ", '<span class="nf-nowrap">{}</span>', amounts)
 
     @admin.display(description="CPU")
     def cpu(self, node):
