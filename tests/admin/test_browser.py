@@ -114,7 +114,7 @@ def test_support_staff_upgrade_nodes_through_the_plan_page(page):
     page.screenshot(path=SCREENSHOTS / "upgrade-plan.png", full_page=True)
     assert Host.objects.get(name="host-01").node_cpu_cores == 3 * 2 + 2  # nothing written yet
 
-    page.get_by_role("button", name="Upgrade 3 nodes").click()
+    page.get_by_role("button", name="Confirm: upgrade 3 nodes").click()
 
     expect(page.locator(".messagelist")).to_have_text(
         "3 upgraded, 1 failed: eth-04: not enough memory on host-02 (needs 8.0 GiB, 4.0 GiB free)"
@@ -146,7 +146,7 @@ def test_support_staff_repair_a_drifted_host_from_the_hosts_list(page):
     expect(changes).to_contain_text("nodes")
     expect(changes).to_contain_text("→ 3")
     expect(changes).to_contain_text("→ 22.0 GiB")
-    page.get_by_role("button", name="Repair 1 host").click()
+    page.get_by_role("button", name="Confirm: repair 1 host").click()
 
     expect(page.locator(".messagelist")).to_have_text(
         "Repaired 1 host(s): host-05 (nodes 4 → 3, memory 38.0 GiB → 22.0 GiB)."

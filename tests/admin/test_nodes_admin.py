@@ -173,7 +173,7 @@ def test_plan_counts_earlier_rows_of_the_same_host_and_writes_nothing():
         "grows": True,
         "fits": True,
     }
-    assert "node-2" in response.content.decode() and "Upgrade 1 node" in response.content.decode()
+    assert "node-2" in response.content.decode() and "Confirm: upgrade 1 node" in response.content.decode()
     assert written() == before
     host.refresh_from_db()
     assert host.node_memory_bytes == 3 * 8 * GiB
