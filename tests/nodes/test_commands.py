@@ -85,3 +85,34 @@ def test_seed_demo_is_idempotent_with_consistent_counters(capsys):
     assert_counters_exact()
     for node in Node.objects.select_related("image").prefetch_related("image__properties"):
         assert set(node.properties) == {prop.key for prop in node.image.properties.all()}
+
+
+def test_the_quick_start_database_sqlite_seeds_and_upgrades(tmp_path):
+    """`make run` serves SQLite: the same commands must work there (the suite itself needs PostgreSQL)."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DEBUG": "1",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'quickstart.sqlite3'}",
+    }
+
+    def run(*args):
+        result = subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout
+
+    run("migrate", "--no-input", "-v", "0")
+    run("seed_demo", "--hosts", "2", "--nodes-per-host", "3")
+    pick = (
+        "from nodes.models import Image, Node; n = Node.objects.filter(image__protocol='ethereum').first();"
+        "i = Image.objects.filter(protocol='ethereum').exclude(pk=n.image_id).first(); print(n.name, i)"
+    )
+    node, image = run("shell", "-c", pick).strip().splitlines()[-1].split()
+    assert "Would apply." in run("upgrade_node", node, image, "--dry-run")
+    assert f"-> {image}" in run("upgrade_node", node, image, "--force")
+    audit = subprocess.run(
+        [sys.executable, "manage.py", "audit_resources"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert audit.returncode == 0, audit.stdout + audit.stderr
