@@ -1,7 +1,11 @@
 """Fixtures of the API tests: clients signed in with a token for each permission set, a small
 fleet, and a snapshot of everything a refusal must leave as it was."""
 
+import socket
+from contextlib import contextmanager
+
 import pytest
+from django.db import connection
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -78,3 +82,19 @@ def assert_problem(response, status: int, code: str) -> dict:
     assert body["type"] == f"/problems/{code}"
     assert body["title"] and body["detail"]
     return body
+
+
+@contextmanager
+def database_unreachable():
+    """While inside, this thread's connection points at a closed port (as if PostgreSQL were down)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed_port = sock.getsockname()[1]
+    saved = dict(connection.settings_dict)
+    connection.close()
+    connection.settings_dict.update(HOST="127.0.0.1", PORT=str(closed_port))
+    try:
+        yield
+    finally:
+        connection.close()
+        connection.settings_dict.update(saved)

@@ -1,9 +1,8 @@
 """GET /healthz: anonymous; 200 while the database answers, 503 when it does not."""
 
-import socket
-
 import pytest
-from django.db import connection
+
+from tests.api.conftest import database_unreachable
 
 
 @pytest.mark.django_db
@@ -15,26 +14,26 @@ def test_healthz_is_ok_for_anyone(client):
     assert "no-cache" in response["Cache-Control"]
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.django_db(transaction=True)
 def test_healthz_is_503_when_the_database_does_not_answer(client):
-    saved = dict(connection.settings_dict)
-    connection.close()
-    connection.settings_dict.update(HOST="127.0.0.1", PORT=str(_closed_port()))
-    try:
+    with database_unreachable():
         response = client.get("/healthz")
-    finally:
-        connection.close()
-        connection.settings_dict.update(saved)
 
     assert response.status_code == 503
     assert response.json() == {"status": "unavailable"}
     assert client.get("/healthz").status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_api_request_while_the_database_does_not_answer_is_503_busy(admin_client):
+    with database_unreachable():
+        response = admin_client.get("/api/v1/nodes/")
+
+    assert response.status_code == 503
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["code"] == "busy"
+    assert response["Retry-After"] == "1"
+    assert admin_client.get("/api/v1/nodes/").status_code == 200
 
 
 @pytest.mark.django_db
