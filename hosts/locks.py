@@ -5,7 +5,8 @@
 
 Writers: node_create locks its host; node_delete locks the node with its host (lock_with_host);
 node_upgrade does the same in the one statement of nodes/locks.py that also reads both images;
-repair locks hosts only, in pk order, one batch per transaction. No writer locks a node while
+the node allocation repair (--fix-nodes) locks each node with its host too; the counter repair
+locks hosts only, in pk order, one batch per transaction. No writer locks a node while
 holding a host lock of another statement, so waits always point the same way and cannot form a
 cycle. Locks are FOR NO KEY UPDATE: they keep out other writers of the row but not inserts of
 rows that reference it (NodeLog, Command), which would otherwise queue behind the counters.
