@@ -9,6 +9,9 @@ from config.units import human_bytes, human_cores
 from hosts.models import Host
 from nodes.models import Image, Node
 
+#: Up to this many hosts, the add form lists them all; past it, it searches them as you type.
+HOSTS_IN_A_SELECT = 500
+
 FORCE_HELP = "Place past the host's capacity. Allowed by your permission to overcommit hosts; it is logged."
 
 
@@ -28,10 +31,7 @@ class ImageChoiceField(forms.ModelChoiceField):
 
 class NodeCreateForm(forms.Form):
     name = forms.CharField(max_length=Node._meta.get_field("name").max_length)
-    # A search box over the hosts (the host admin's search), not a select of every host.
-    host = forms.ModelChoiceField(
-        queryset=Host.objects.all(), widget=AutocompleteSelect(Node._meta.get_field("host"), admin.site)
-    )
+    host = forms.ModelChoiceField(queryset=Host.objects.all())
     image = ImageChoiceField(queryset=Image.objects.prefetch_related("properties"))
     properties = forms.JSONField(
         required=False,
@@ -44,6 +44,10 @@ class NodeCreateForm(forms.Form):
 
     def __init__(self, *args, allow_force: bool, **kwargs):
         super().__init__(*args, **kwargs)
+        if Host.objects.count() > HOSTS_IN_A_SELECT:
+            # A search box over the hosts (the host admin's search), not a list of thousands.
+            self.fields["host"].widget = AutocompleteSelect(Node._meta.get_field("host"), admin.site)
+            self.fields["host"].widget.choices = self.fields["host"].choices
         if not allow_force:
             del self.fields["force"]
 

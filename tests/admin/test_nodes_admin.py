@@ -451,3 +451,15 @@ def test_images_in_use_cannot_be_bulk_deleted():
     assert "ethereum@1.0: run by 1 node(s)" in page.content.decode()
     post_action(client, "admin:nodes_image_changelist", "delete_selected", [old.pk, new.pk], post="yes")
     assert Image.objects.filter(pk__in=[old.pk, new.pk]).count() == 2
+
+
+def test_add_form_lists_the_hosts_of_a_small_fleet_and_searches_those_of_a_big_one(monkeypatch):
+    images()
+    HostFactory(name="host-a"), HostFactory(name="host-b")
+    client = client_for(staff("nodes.add_node"))
+    small = client.get(reverse("admin:nodes_node_add"))
+    assert ">host-a</option>" in small.content.decode()
+    monkeypatch.setattr("nodes.admin_forms.HOSTS_IN_A_SELECT", 1)
+    big = client.get(reverse("admin:nodes_node_add"))
+    assert "admin-autocomplete" in big.content.decode()
+    assert ">host-a</option>" not in big.content.decode()
