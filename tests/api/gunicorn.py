@@ -47,7 +47,7 @@ def _wait_healthy(base_url: str, process: subprocess.Popen, timeout: float) -> N
 
 
 @contextmanager
-def gunicorn(*, workers: int, log: Path, **env: str) -> Iterator[str]:
+def gunicorn(*, workers: int, log: Path) -> Iterator[str]:
     """Runs `gunicorn config.wsgi` with `workers` workers; yields its base URL."""
     port = free_port()
     metrics_dir = log.parent / "metrics"  # config/gunicorn.py's workers share their metrics there
@@ -62,7 +62,6 @@ def gunicorn(*, workers: int, log: Path, **env: str) -> Iterator[str]:
         "SECURE_SSL_REDIRECT": "false",
         "LOG_LEVEL": "WARNING",
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
-        **env,
     }
     command = [
         sys.executable,
