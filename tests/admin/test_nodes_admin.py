@@ -455,7 +455,8 @@ def test_images_in_use_cannot_be_bulk_deleted():
 
 def test_add_form_lists_the_hosts_of_a_small_fleet_and_searches_those_of_a_big_one(monkeypatch):
     images()
-    HostFactory(name="host-a"), HostFactory(name="host-b")
+    HostFactory(name="host-a")
+    HostFactory(name="host-b")
     client = client_for(staff("nodes.add_node"))
     small = client.get(reverse("admin:nodes_node_add"))
     assert ">host-a</option>" in small.content.decode()
