@@ -11,7 +11,14 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from config.units import RESOURCES, human_amount, human_bytes, human_cores
-from hosts.admin_helpers import LargeTableAdmin, PageFirstPaginator, ReadOnlyAdmin, counter_label, usage_bar
+from hosts.admin_helpers import (
+    LargeTableAdmin,
+    PagedChangeList,
+    PageFirstPaginator,
+    ReadOnlyAdmin,
+    counter_label,
+    usage_bar,
+)
 from hosts.audit import EXPECTED, host_counter_findings, hosts_with_expected
 from hosts.models import COUNTER_FIELDS, COUNTER_OF_RESOURCE, CounterRepair, Host, Source
 from hosts.repair import host_counters_repair
@@ -132,6 +139,10 @@ def repair_summary(report) -> str:
 @admin.register(Host)
 class HostAdmin(LargeTableAdmin):
     paginator = PageFirstPaginator
+
+    def get_changelist(self, request, **kwargs):
+        return PagedChangeList
+
     list_display = ["host", "nodes", "cpu", "memory", "disk"]
     list_filter = [DriftFilter, OverCapacityFilter]
     search_fields = ["name"]

@@ -6,6 +6,7 @@ from functools import cached_property
 
 from django.conf import settings
 from django.contrib import admin
+from django.contrib.admin.views.main import ChangeList
 from django.core.paginator import Paginator
 from django.db import connections
 from django.db.models import QuerySet
@@ -64,6 +65,16 @@ class PageFirstPaginator(EstimatedCountPaginator):
             top = self.count
         keys = self.object_list.values("pk")[bottom:top]
         return self._get_page(self.object_list.filter(pk__in=keys), number, self)
+
+
+class PagedChangeList(ChangeList):
+    """Fetches a result that fits on one page through the paginator too (Django takes the whole
+    queryset then), so PageFirstPaginator's bounded statement serves every list."""
+
+    def get_results(self, request):
+        super().get_results(request)
+        if not self.multi_page and not self.show_all:
+            self.result_list = self.paginator.page(1).object_list
 
 
 class LargeTableAdmin(admin.ModelAdmin):

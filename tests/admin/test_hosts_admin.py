@@ -319,3 +319,13 @@ def test_a_deep_page_computes_the_expected_counters_of_its_own_rows_only(monkeyp
     [page_query] = [sql for sql in statements if sql.startswith('SELECT "hosts_host"."id"')]
     assert re.search(r'WHERE "hosts_host"."id" IN \(SELECT .* LIMIT 2 OFFSET 2\)', page_query)
     assert badges(client.get(reverse(HOSTS) + "?p=1").content.decode()) == ["host-2"]
+
+
+def test_a_one_page_result_is_fetched_by_the_same_bounded_statement(queries):
+    fleet()
+    client = client_for(staff())
+    with queries() as statements:
+        response = client.get(reverse(HOSTS) + "?q=host-2")
+    assert [host.name for host in response.context["cl"].result_list] == ["host-2"]
+    [page_query] = [sql for sql in statements if sql.startswith('SELECT "hosts_host"."id"')]
+    assert re.search(r'WHERE .*"hosts_host"."id" IN \(SELECT .* LIMIT 1\)', page_query)
