@@ -23,7 +23,11 @@ from nodes.admin_forms import NodeCreateForm, UpgradeImageForm, requirements
 from nodes.admin_views import fleet_audit_view
 from nodes.bulk import MAX_NODES, nodes_delete, nodes_upgrade, nodes_upgrade_plan
 from nodes.models import IMAGE_IN_USE, Command, Image, ImageProperty, Node, NodeLog
+from nodes.resources import Resources
 from nodes.services import node_create, node_delete
+
+#: Log entries a node's page shows (the node log lists them all).
+HISTORY_ROWS = 20
 
 # ---------------------------------------------------------------------------------------------
 # Images
@@ -52,12 +56,8 @@ class ImagePropertyInline(admin.TabularInline):
 
     @admin.display(description="a node whose value differs from the default adds")
     def adds(self, prop):
-        amounts = {
-            "cpu_cores": prop.add_cpu_cores,
-            "memory_bytes": prop.add_memory_bytes,
-            "disk_bytes": prop.add_disk_bytes,
-        }
-        return ", ".join(human_amount(name, amount or 0) for name, amount in amounts.items())
+        adds = Resources.from_mapping(vars(prop), prefix="add_")
+        return ", ".join(human_amount(name, amount) for name, amount in adds.items())
 
     def has_add_permission(self, request, obj=None):
         return not _nodes_running(obj) and super().has_add_permission(request, obj)
@@ -99,8 +99,6 @@ class ImageAdmin(admin.ModelAdmin):
 
     @admin.display(description="minimum (CPU, memory, disk)")
     def minimum(self, image):
-        if image.pk is None:
-            return "—"
         return requirements(image)
 
     @admin.display(description="in use", boolean=True, ordering="in_use")
@@ -227,9 +225,15 @@ class NodeAdmin(LargeTableAdmin):
             all_url,
         )
 
+    # Pages ------------------------------------------------------------------------------------
+
     def get_urls(self):
         audit = self.admin_site.admin_view(partial(fleet_audit_view, model_admin=self))
         return [path("audit/", audit, name="fleet_audit"), *super().get_urls()]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {**(extra_context or {}), "may_upgrade": self.has_upgrade_permission(request)}
+        return super().change_view(request, object_id, form_url, extra_context)
 
     # Permissions ------------------------------------------------------------------------------
 
@@ -291,10 +295,6 @@ class NodeAdmin(LargeTableAdmin):
 
     # Delete: through node_delete --------------------------------------------------------------
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        extra_context = {**(extra_context or {}), "may_upgrade": self.has_upgrade_permission(request)}
-        return super().change_view(request, object_id, form_url, extra_context)
-
     def delete_view(self, request, object_id, extra_context=None):
         try:
             return super().delete_view(request, object_id, extra_context)
@@ -328,7 +328,10 @@ class NodeAdmin(LargeTableAdmin):
             return None
         selection = Node.objects.filter(pk__in=node_ids)
         protocols = sorted(set(selection.values_list("image__protocol", flat=True)))
-        if len(protocols) != 1:
+        if not protocols:
+            self.message_user(request, "The selected nodes no longer exist.", messages.ERROR)
+            return None
+        if len(protocols) > 1:
             self.message_user(
                 request,
                 f"The selected nodes run {len(protocols)} protocols ({', '.join(protocols)}): an upgrade moves "
@@ -390,9 +393,6 @@ class NodeAdmin(LargeTableAdmin):
             )
             return None
         return node_ids
-
-
-HISTORY_ROWS = 20
 
 
 def _log_change(entry: NodeLog) -> tuple[str, str, str]:
