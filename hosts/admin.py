@@ -74,7 +74,7 @@ def _usage(host: Host, resource: str):
 
 
 def _drift_details(host: Host) -> str:
-    """`node_count 8, nodes say 9; memory 16.0 GiB, nodes say 24.0 GiB` from the annotations."""
+    """`nodes 8, nodes say 9; memory 16.0 GiB, nodes say 24.0 GiB`, from the list's annotations."""
     return "; ".join(
         f"{counter_label(counter)} {_amount(counter, getattr(host, counter))}, "
         f"nodes say {_amount(counter, getattr(host, EXPECTED[counter]))}"

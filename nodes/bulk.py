@@ -29,16 +29,8 @@ class PlannedUpgrade:
     error: ApplicationError | None
 
     @property
-    def node(self) -> Node:
-        return self.outcome.node
-
-    @property
     def skipped(self) -> bool:
         return isinstance(self.error, AlreadyOnImage)
-
-    @property
-    def applies(self) -> bool:
-        return self.error is None
 
     @property
     def free_after(self) -> dict[str, int]:
