@@ -34,6 +34,9 @@ test: venv
 ## seeds 10,000 hosts x 100 nodes with seed_demo (a few minutes); figures in docs/performance.md.
 bench: venv
 	$(BIN)/python -u bench/audit_repair.py
+	$(BIN)/python -u bench/upgrade_throughput.py
+	$(BIN)/python -u bench/http_throughput.py
+	$(BIN)/python -u bench/fleet_size.py
 
 lint: venv
 	$(BIN)/ruff check .
