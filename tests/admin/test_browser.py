@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.db import connections
 from playwright.sync_api import expect, sync_playwright
 
 from hosts.models import Host
@@ -41,6 +42,9 @@ def page(live_server, monkeypatch):
         context.set_default_timeout(15_000)
         yield context.new_page()
         browser.close()
+        # ORM calls made while Playwright's loop ran used a connection of their own context
+        # (asgiref's Local): close it here, or it outlives the test database.
+        connections.close_all()
 
 
 def fleet():
