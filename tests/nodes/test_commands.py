@@ -116,3 +116,11 @@ def test_the_quick_start_database_sqlite_seeds_and_upgrades(tmp_path):
         [sys.executable, "manage.py", "audit_resources"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
     )
     assert audit.returncode == 0, audit.stdout + audit.stderr
+
+    drift = f"from nodes.models import Node; Node.objects.filter(name={node!r}).update(cpu_cores=99)"
+    run("shell", "-c", drift)  # a write around the application
+    audit = subprocess.run(
+        [sys.executable, "manage.py", "audit_resources"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert audit.returncode == 1, audit.stdout + audit.stderr
+    assert node in audit.stdout and "cpu_cores" in audit.stdout
