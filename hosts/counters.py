@@ -1,4 +1,5 @@
-"""Applying a change of allocation to a host's counters: checks, then one F() UPDATE.
+"""Applying a change of allocation to a host's counters: checks, then one UPDATE that adds the
+deltas in SQL (`node_cpu_cores = node_cpu_cores + %s`), so a change never writes back a value read earlier.
 
 The caller holds the host's row lock (hosts.locks) and passes the host as it read it under
 that lock, so the values here are the database's current ones and the host after the change
@@ -8,9 +9,8 @@ is known without reading it again.
 from dataclasses import dataclass
 from typing import Protocol
 
-from django.db.models import F
-
 from config.errors import CounterDrift, InsufficientCapacity, ResourceOverflow
+from config.statements import add_to_row
 from config.units import BIGINT_MAX, RESOURCE_LABELS, RESOURCES, human_amount
 from hosts.models import COUNTER_OF_RESOURCE, Host
 
@@ -93,12 +93,12 @@ def host_counters_write(*, host: Host, check: CounterCheck) -> Host:
     if check.error:
         raise check.error
     increments = {
-        counter: F(counter) + (value - getattr(host, counter))
+        counter: value - getattr(host, counter)
         for counter, value in check.after.items()
         if value != getattr(host, counter)
     }
     if increments:
-        Host.objects.filter(pk=host.pk).update(**increments)
+        add_to_row(Host, host.pk, **increments)
     for counter, value in check.after.items():
         setattr(host, counter, value)
     return host

@@ -34,12 +34,21 @@ def _statement(lock: bool) -> str:
     )
 
 
+@functools.cache
+def _converters(vendor: str, fields: tuple) -> tuple:
+    """Per field: its column and the converters Django applies to it on this database (a foreign
+    key's column converts as its target: a UUID on SQLite, stored as hex). Built once per vendor."""
+    columns = [field.get_col(field.model._meta.db_table) for field in fields]
+    return tuple(
+        (column, tuple(connection.ops.get_db_converters(column) + column.get_db_converters(connection)))
+        for column in columns
+    )
+
+
 def _converted(fields, values):
     converted = []
-    for field, value in zip(fields, values, strict=True):
-        # get_col: a foreign key's column converts as its target (a UUID on SQLite, stored as hex).
-        column = field.get_col(field.model._meta.db_table)
-        for converter in connection.ops.get_db_converters(column) + column.get_db_converters(connection):
+    for (column, converters), value in zip(_converters(connection.vendor, tuple(fields)), values, strict=True):
+        for converter in converters:
             value = converter(value, column, connection)
         converted.append(value)
     return converted

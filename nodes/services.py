@@ -22,6 +22,7 @@ from config.db import atomic_with_retry
 from config.errors import AlreadyOnImage, ApplicationError, IncompatibleImage, InvalidInput, NotFound
 from config.logging import log_event
 from config.metrics import LOCK_WAIT_SECONDS, UPGRADE_SECONDS, UPGRADES, timed
+from config.statements import insert_row, update_row
 from config.units import RESOURCES
 from hosts.counters import CounterCheck, host_counters_apply, host_counters_check, host_counters_write
 from hosts.locks import lock_host, lock_with_host
@@ -92,17 +93,25 @@ def _lock_node(node_id) -> Node:
         raise NotFound(f"No node with id {node_id}.") from None
 
 
-def _log(event: str, node: Node, host: Host, *, actor, source, **fields) -> NodeLog:
-    return NodeLog.objects.create(
+def _log(event: str, node: Node, host: Host, *, actor, source, forced: bool = False, warnings=(), **fields) -> None:
+    insert_row(
+        NodeLog,
         event=event,
         node_id=node.pk,
         node_name=node.name,
-        host=host,
+        host_id=host.pk,
         host_name=host.name,
-        actor=actor if actor is not None and actor.is_authenticated else None,
+        actor_id=actor.pk if actor is not None and actor.is_authenticated else None,
         source=source,
+        forced=forced,
+        warnings=list(warnings),
+        created_at=timezone.now(),
         **fields,
     )
+
+
+def _command(kind: str, node: Node, host: Host, payload: dict) -> None:
+    insert_row(Command, host_id=host.pk, node_id=node.pk, kind=kind, payload=payload, created_at=timezone.now())
 
 
 def _allocation_fields(prefix: str, amounts: Resources) -> dict[str, int]:
@@ -215,7 +224,7 @@ def node_upgrade(*, node_id, image_id, force: bool = False, actor=None, source: 
             "updated_at": timezone.now(),
             **outcome.new.as_dict(),
         }
-        Node.objects.filter(pk=node.pk).update(**changes)
+        update_row(Node, node.pk, **changes)
         for name, value in changes.items():
             setattr(node, name, value)
         _log(
@@ -231,11 +240,8 @@ def node_upgrade(*, node_id, image_id, force: bool = False, actor=None, source: 
             **_allocation_fields("old_", outcome.old),
             **_allocation_fields("new_", outcome.new),
         )
-        Command.objects.create(
-            host=host,
-            node_id=node.pk,
-            kind=CommandKind.NODE_UPGRADE,
-            payload={"image_id": str(outcome.to_image.id), "properties": outcome.config},
+        _command(
+            CommandKind.NODE_UPGRADE, node, host, {"image_id": str(outcome.to_image.id), "properties": outcome.config}
         )
         for warning in outcome.warnings:
             log_event(logger, "node_config_warning", logging.WARNING, node=node.name, warning=warning)
@@ -367,12 +373,7 @@ def node_create(
             forced=force,
             **_allocation_fields("new_", allocation),
         )
-        Command.objects.create(
-            host=host,
-            node_id=node.pk,
-            kind=CommandKind.NODE_CREATE,
-            payload={"image_id": str(spec.id), "properties": config},
-        )
+        _command(CommandKind.NODE_CREATE, node, host, {"image_id": str(spec.id), "properties": config})
         transaction.on_commit(
             lambda: log_event(
                 logger,
@@ -412,7 +413,7 @@ def node_delete(*, node_id, actor=None, source: str = Source.API) -> NodeChange:
             old_image_id=node.image_id,
             **_allocation_fields("old_", allocation),
         )
-        Command.objects.create(host=host, node_id=node.pk, kind=CommandKind.NODE_DELETE, payload={})
+        _command(CommandKind.NODE_DELETE, node, host, {})
         transaction.on_commit(
             lambda: log_event(
                 logger,
