@@ -153,6 +153,11 @@ def page_not_found(request, exception, template_name="404.html"):
     return problem_response(errors.NotFound(f"Nothing at {request.path}."))
 
 
+def page_not_found_view(request):
+    """The catch-all of /api/: `not_found` as problem details whatever DEBUG says."""
+    return page_not_found(request, None)
+
+
 def server_error(request, template_name="500.html"):
     if not _is_api(request):
         return defaults.server_error(request, template_name)

@@ -1,9 +1,10 @@
 """Nodefleet's URLs: the admin, the REST API under /api/v1/ and the health check."""
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from config.exceptions import page_not_found_view
 from config.health import healthz
 from config.metrics import metrics_view
 
@@ -14,6 +15,9 @@ urlpatterns = [
     path("api/v1/", include("nodes.api.urls")),
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics_view, name="metrics"),
+    # Any other /api/ path: problem details even under DEBUG (make run), where Django would
+    # otherwise answer its HTML debug page instead of handler404.
+    re_path(r"^api/", page_not_found_view),
 ]
 
 # Under /api/ Django's own errors answer as problem details too; elsewhere (the admin) as HTML.

@@ -280,3 +280,10 @@ def test_database_unavailability_answers_busy_with_retry_after(error):
 
 def test_an_unexpected_exception_is_left_to_djangos_500_handler():
     assert problem_exception_handler(ZeroDivisionError(), {}) is None
+
+
+def test_an_unknown_api_path_is_problem_details_even_under_debug(client, settings):
+    settings.DEBUG = True  # make run's mode: Django would answer its HTML debug page
+    answer = client.get("/api/v1/no-such-thing/")
+    assert (answer.status_code, answer["Content-Type"]) == (404, "application/problem+json")
+    assert answer.json()["code"] == "not_found"
