@@ -17,15 +17,7 @@ from nodes.models import Command, Image, ImageProperty, Node, NodeLog
 from nodes.services import node_create, node_delete, node_upgrade, node_upgrade_plan
 from tests.factories import GiB, HostFactory, ImageFactory, ImagePropertyFactory
 from tests.invariants import counter_drift
-
-
-def fleet_state():
-    return (
-        list(Host.objects.order_by("pk").values()),
-        list(Node.objects.order_by("pk").values()),
-        NodeLog.objects.count(),
-        Command.objects.count(),
-    )
+from tests.support import fleet_snapshot
 
 
 class Fleet(RuleBasedStateMachine):
@@ -74,9 +66,9 @@ class Fleet(RuleBasedStateMachine):
         node = data.draw(st.sampled_from(self.nodes))
         target = self.images[image].pk
         if dry_run:
-            before = fleet_state()
+            before = fleet_snapshot()
             plan = node_upgrade_plan(node_id=node, image_id=target, force=force)
-            assert fleet_state() == before  # a plan writes nothing
+            assert fleet_snapshot() == before  # a plan writes nothing
             try:
                 node_upgrade(node_id=node, image_id=target, force=force)
             except ApplicationError as error:

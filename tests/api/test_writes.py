@@ -1,17 +1,17 @@
 """Writes through HTTP: create, delete, upgrade and its dry run, and every refusal of §4 with
 its status, problem details and no trace in the database."""
 
-import threading
 import uuid
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 
 from hosts.models import Host
 from nodes.models import Command, Image, Node, NodeLog
 from tests.api.conftest import assert_problem, snapshot
 from tests.factories import GiB, HostFactory, ImageFactory, ImagePropertyFactory, place_node
 from tests.invariants import assert_counters_exact
+from tests.support import host_lock_held
 
 pytestmark = pytest.mark.django_db
 
@@ -307,31 +307,11 @@ def test_image_property_values_carry_over_and_keys_the_new_image_lacks_are_dropp
 
 @pytest.mark.django_db(transaction=True)
 def test_a_lock_held_past_the_lock_timeout_answers_busy_with_retry_after(admin_client, fleet):
-    locked, release = threading.Event(), threading.Event()
-
-    def hold_host_lock():
-        other = connections.create_connection("default")
-        try:
-            with other.cursor() as cursor:
-                cursor.execute("BEGIN")
-                cursor.execute("SELECT 1 FROM hosts_host WHERE id = %s FOR UPDATE", [fleet["host"].pk])
-                locked.set()
-                release.wait(10)
-                cursor.execute("ROLLBACK")
-        finally:
-            other.close()
-
-    holder = threading.Thread(target=hold_host_lock)
-    holder.start()
-    assert locked.wait(5)
-    before = snapshot()
-    with connection.cursor() as cursor:
-        cursor.execute("SET lock_timeout = '200ms'")
-    try:
+    with host_lock_held(fleet["host"].pk):
+        before = snapshot()
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '200ms'")
         response = upgrade(admin_client, fleet["node"], fleet["v2"])
-    finally:
-        release.set()
-        holder.join()
 
     assert_problem(response, 503, "busy")
     assert response["Retry-After"] == "1"

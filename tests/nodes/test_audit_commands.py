@@ -2,24 +2,18 @@
 
 import json
 import logging
-import os
 import re
-import subprocess
-import sys
 from io import StringIO
-from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection
 
 from hosts.models import AuditRun, CounterRepair, Host
 from nodes.models import NodeLog
 from tests.factories import GiB
 from tests.hosts.drift import DEFAULTS, TRUTH, drifted_fleet, fleet, node, set_config, sql
 from tests.invariants import assert_counters_exact, counter_drift
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import manage
 
 
 def run(command, *args):
@@ -294,16 +288,6 @@ def test_a_batch_size_below_1_is_a_usage_error():
     with pytest.raises(CommandError, match="--batch-size must be at least 1") as error:
         call_command("repair_counters", "--batch-size", "0", stdout=StringIO())
     assert error.value.returncode == 2
-
-
-def manage(*args):
-    """Runs manage.py in a subprocess against the test database, as a shell would."""
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings_test"}
-    db = connection.settings_dict
-    env["DATABASE_URL"] = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-    return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
-    )
 
 
 @pytest.mark.django_db(transaction=True)

@@ -3,28 +3,15 @@
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection
 
 from hosts.models import Host
 from nodes.models import Node, NodeLog
 from tests.factories import GiB, HostFactory, ImageFactory, place_node
 from tests.invariants import assert_counters_exact
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def manage(*args):
-    """Runs manage.py in a subprocess against the test database, as a shell would."""
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings_test"}
-    db = connection.settings_dict
-    env["DATABASE_URL"] = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-    return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
-    )
+from tests.support import ROOT, manage
 
 
 @pytest.mark.django_db(transaction=True)

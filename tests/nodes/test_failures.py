@@ -1,27 +1,15 @@
 """A failure at any write step leaves no trace, and a retry after it succeeds (real commits)."""
 
-import threading
-
 import pytest
-from django.db import DatabaseError, connection, connections
+from django.db import DatabaseError, connection
 
 from config.errors import Busy
-from hosts.models import Host
-from nodes.models import Command, Node, NodeLog
 from nodes.services import node_create, node_delete, node_upgrade
 from tests.factories import HostFactory, ImageFactory, ImagePropertyFactory, place_node
 from tests.invariants import assert_counters_exact
+from tests.support import fleet_snapshot, host_lock_held
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def snapshot():
-    return (
-        list(Host.objects.order_by("pk").values()),
-        list(Node.objects.order_by("pk").values()),
-        NodeLog.objects.count(),
-        Command.objects.count(),
-    )
 
 
 def failing_at(prefix):
@@ -60,47 +48,27 @@ WRITES = {
     ("operation", "statement"), [(op, statement) for op, statements in WRITES.items() for statement in statements]
 )
 def test_a_failure_at_each_write_step_rolls_everything_back(fleet, operation, statement):
-    before = snapshot()
+    before = fleet_snapshot()
 
     with connection.execute_wrapper(failing_at(statement)), pytest.raises(DatabaseError, match="injected"):
         OPERATIONS[operation](*fleet)
 
-    assert snapshot() == before
+    assert fleet_snapshot() == before
     OPERATIONS[operation](*fleet)  # the cause is gone: the retry succeeds
-    assert snapshot() != before
+    assert fleet_snapshot() != before
     assert_counters_exact()
 
 
 def test_a_lock_held_past_the_lock_timeout_answers_busy_and_writes_nothing(fleet):
     host, _old, new, node = fleet
-    locked, release = threading.Event(), threading.Event()
-
-    def hold_host_lock():
-        other = connections.create_connection("default")
-        try:
-            with other.cursor() as cursor:
-                cursor.execute("BEGIN")
-                cursor.execute("SELECT 1 FROM hosts_host WHERE id = %s FOR UPDATE", [host.pk])
-                locked.set()
-                release.wait(10)
-                cursor.execute("ROLLBACK")
-        finally:
-            other.close()
-
-    holder = threading.Thread(target=hold_host_lock)
-    holder.start()
-    assert locked.wait(5)
-    before = snapshot()
-    with connection.cursor() as cursor:
-        cursor.execute("SET lock_timeout = '200ms'")
-    try:
+    with host_lock_held(host.pk):
+        before = fleet_snapshot()
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '200ms'")
         with pytest.raises(Busy) as caught:
             node_upgrade(node_id=node.pk, image_id=new.pk)
-    finally:
-        release.set()
-        holder.join()
     assert (caught.value.status, caught.value.retry_after) == (503, 1)
-    assert snapshot() == before
+    assert fleet_snapshot() == before
 
     node_upgrade(node_id=node.pk, image_id=new.pk)
     assert_counters_exact()

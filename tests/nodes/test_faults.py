@@ -1,23 +1,20 @@
 """Faults: a process killed while it holds a host lock, a connection dropped mid-upgrade."""
 
-import os
 import signal
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import pytest
 from django.db import connection, connections
 
 from config.errors import Busy
-from hosts.models import Host
 from nodes.models import Command, Node, NodeLog
 from nodes.services import node_upgrade
 from tests.factories import HostFactory, ImageFactory, place_node
 from tests.invariants import assert_counters_exact
+from tests.support import ROOT, fleet_snapshot, subprocess_env
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.django_db(transaction=True)
 
 # Runs an upgrade in a separate process that stops, forever, right after its host UPDATE: it
@@ -40,30 +37,15 @@ with connection.execute_wrapper(hang_after_counters):
 """
 
 
-def snapshot():
-    return (
-        list(Host.objects.order_by("pk").values()),
-        list(Node.objects.order_by("pk").values()),
-        NodeLog.objects.count(),
-        Command.objects.count(),
-    )
-
-
 def test_a_worker_killed_while_holding_a_host_lock_leaves_nothing_and_others_proceed():
     host = HostFactory()
     small, big = ImageFactory(min_cpu_cores=2), ImageFactory(min_cpu_cores=8)
     victim, other = place_node(host=host, image=small), place_node(host=host, image=small)
-    before = snapshot()
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings_test",
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
-    }
+    before = fleet_snapshot()
     worker = subprocess.Popen(
         [sys.executable, "-c", HANGING_UPGRADE, str(victim.pk), str(big.pk)],
         cwd=ROOT,
-        env=env,
+        env=subprocess_env(),
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -78,7 +60,7 @@ def test_a_worker_killed_while_holding_a_host_lock_leaves_nothing_and_others_pro
     node_upgrade(node_id=other.pk, image_id=big.pk)  # waits until PostgreSQL ends the dead transaction
 
     assert Node.objects.get(pk=victim.pk).image_id == small.pk  # nothing of the killed upgrade
-    assert (NodeLog.objects.count(), Command.objects.count()) == (before[2] + 1, before[3] + 1)
+    assert (NodeLog.objects.count(), Command.objects.count()) == (before["logs"] + 1, before["commands"] + 1)
     host.refresh_from_db()
     assert host.node_cpu_cores == 2 + 8
     assert_counters_exact()
@@ -88,7 +70,7 @@ def test_a_connection_dropped_mid_upgrade_is_busy_writes_nothing_and_a_retry_suc
     host = HostFactory()
     small, big = ImageFactory(), ImageFactory(min_cpu_cores=8)
     node = place_node(host=host, image=small)
-    before = snapshot()
+    before = fleet_snapshot()
     paused, go_on = threading.Event(), threading.Event()
 
     def pause_after_lock(execute, sql, params, many, context):
@@ -116,7 +98,7 @@ def test_a_connection_dropped_mid_upgrade_is_busy_writes_nothing_and_a_retry_suc
     killer.join(10)
 
     assert caught.value.status == 503
-    assert snapshot() == before
+    assert fleet_snapshot() == before
     node_upgrade(node_id=node.pk, image_id=big.pk)  # a retry on a fresh connection
     assert Node.objects.get(pk=node.pk).image_id == big.pk
     assert_counters_exact()

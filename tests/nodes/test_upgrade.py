@@ -18,6 +18,7 @@ from nodes.models import Command, Node, NodeLog
 from nodes.services import node_upgrade, node_upgrade_plan
 from tests.factories import GiB, HostFactory, ImageFactory, ImagePropertyFactory, TiB, UserFactory, place_node
 from tests.invariants import assert_counters_exact
+from tests.support import fleet_snapshot
 
 pytestmark = pytest.mark.django_db
 
@@ -29,16 +30,6 @@ def allocation(obj, prefix=""):
 def counters(host):
     host.refresh_from_db()
     return (host.node_count, host.node_cpu_cores, host.node_memory_bytes, host.node_disk_bytes)
-
-
-def snapshot():
-    """Everything an upgrade may write, to prove a refusal wrote nothing."""
-    return (
-        list(Host.objects.order_by("pk").values()),
-        list(Node.objects.order_by("pk").values()),
-        NodeLog.objects.count(),
-        Command.objects.count(),
-    )
 
 
 @pytest.fixture
@@ -251,10 +242,10 @@ def test_the_old_side_is_the_recorded_allocation_even_when_it_disagrees_with_the
 
 
 def refused(error_class, **kwargs):
-    before = snapshot()
+    before = fleet_snapshot()
     with pytest.raises(error_class) as caught:
         node_upgrade(**kwargs)
-    assert snapshot() == before
+    assert fleet_snapshot() == before
     return caught.value
 
 
@@ -386,11 +377,11 @@ def test_a_plan_computes_the_upgrade_and_writes_nothing():
     host = HostFactory(cpu_cores=4, memory_bytes=16 * GiB, disk_bytes=2 * TiB)
     node = place_node(host=host, image=ImageFactory())
     big = ImageFactory(min_cpu_cores=6)
-    before = snapshot()
+    before = fleet_snapshot()
 
     plan = node_upgrade_plan(node_id=node.pk, image_id=big.pk)
 
-    assert snapshot() == before
+    assert fleet_snapshot() == before
     assert plan.delta.cpu_cores == 4
     assert plan.fits == {"cpu_cores": False, "memory_bytes": True, "disk_bytes": True}
     assert plan.host.node_cpu_cores == 6  # as it would be after
