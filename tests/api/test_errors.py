@@ -287,3 +287,15 @@ def test_an_unknown_api_path_is_problem_details_even_under_debug(client, setting
     answer = client.get("/api/v1/no-such-thing/")
     assert (answer.status_code, answer["Content-Type"]) == (404, "application/problem+json")
     assert answer.json()["code"] == "not_found"
+
+
+def test_an_unknown_api_path_is_not_found_for_a_session_post_without_csrf_token(fleet):
+    """Found by the schema fuzzer: the catch-all must not answer CSRF's HTML 403."""
+    from django.test import Client
+
+    from tests.factories import UserFactory
+
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(UserFactory())
+    answer = browser.post("/api/v1/nodes/not-a-node/upgrade/", {"image_id": False}, content_type="application/json")
+    assert (answer.status_code, answer["Content-Type"]) == (404, "application/problem+json")
