@@ -3,7 +3,7 @@ node_delete.
 
 The invariant each keeps: at every commit, a host's counters equal the COUNT and SUMs of its
 nodes' allocations. Each runs in one transaction that holds the host's row lock (hosts.locks)
-while the counters change by F() deltas (hosts.counters), and writes the node, the counters,
+while the counters change by deltas added in SQL (hosts.counters), and writes the node, the counters,
 the NodeLog entry and the Command together, or nothing.
 """
 
@@ -12,7 +12,6 @@ import dataclasses
 import logging
 import time
 import uuid
-from collections import defaultdict
 from dataclasses import dataclass, field
 
 from django.db import IntegrityError, transaction
@@ -23,7 +22,6 @@ from config.errors import AlreadyOnImage, ApplicationError, IncompatibleImage, I
 from config.logging import log_event
 from config.metrics import LOCK_WAIT_SECONDS, UPGRADE_SECONDS, UPGRADES, timed
 from config.statements import insert_row, update_row
-from config.units import RESOURCES
 from hosts.counters import CounterCheck, host_counters_apply, host_counters_check, host_counters_write
 from hosts.locks import lock_host, lock_with_host
 from hosts.models import Host, Source
@@ -57,33 +55,11 @@ def _as_uuid(value, what: str) -> uuid.UUID:
         raise NotFound(f"No {what} with id {value!r}.") from None
 
 
-_SPEC_COLUMNS = (
-    "id",
-    "protocol",
-    "version",
-    *(f"min_{name}" for name in RESOURCES),
-    "properties__key",
-    "properties__default_value",
-    *(f"properties__add_{name}" for name in RESOURCES),
-)
-
-
-def _image_specs(*image_ids) -> dict[uuid.UUID, ImageSpec]:
-    """Specs of the given images, properties included, in one query (a row per property)."""
-    ids = {_as_uuid(image_id, "image") for image_id in image_ids}
-    rows = Image.objects.filter(pk__in=ids).order_by("properties__key").values_list(*_SPEC_COLUMNS)
-    heads, properties = {}, defaultdict(list)
-    for image_id, protocol, version, *minimum_and_property in rows:
-        minimum, (key, default, *adds) = minimum_and_property[:3], minimum_and_property[3:]
-        heads[image_id] = (protocol, version, Resources(*minimum))
-        if key is not None:
-            properties[image_id].append(PropertySpec(key, default, Resources(*(add or 0 for add in adds))))
-    for image_id in ids - heads.keys():
-        raise NotFound(f"No image with id {image_id}.")
-    return {
-        image_id: ImageSpec(image_id, protocol, version, minimum, tuple(properties[image_id]))
-        for image_id, (protocol, version, minimum) in heads.items()
-    }
+def _image(image_id) -> ImageSpec:
+    try:
+        return image_spec(Image.objects.prefetch_related("properties").get(pk=_as_uuid(image_id, "image")))
+    except Image.DoesNotExist:
+        raise NotFound(f"No image with id {image_id}.") from None
 
 
 def _lock_node(node_id) -> Node:
@@ -348,7 +324,7 @@ def node_create(
             host = lock_host(_as_uuid(host_id, "host"))
         except Host.DoesNotExist:
             raise NotFound(f"No host with id {host_id}.") from None
-        spec = next(iter(_image_specs(image_id).values()))
+        spec = _image(image_id)
         unknown = sorted(set(properties) - spec.defaults().keys())
         if unknown:
             raise InvalidInput(
