@@ -8,7 +8,6 @@ the NodeLog entry and the Command together, or nothing.
 """
 
 import copy
-import dataclasses
 import logging
 import time
 import uuid
@@ -164,12 +163,13 @@ def _upgrade_outcome(node: Node, old: ImageSpec, new: ImageSpec, *, force: bool)
 
 
 def _node_and_images(node_id, image_id, *, lock: bool) -> tuple[Node, ImageSpec, ImageSpec]:
-    node, specs = node_with_images(_as_uuid(node_id, "node"), _as_uuid(image_id, "image"), lock=lock)
+    target = _as_uuid(image_id, "image")
+    node, specs = node_with_images(_as_uuid(node_id, "node"), target, lock=lock)
     if node is None:
         raise NotFound(f"No node with id {node_id}.")
-    if _as_uuid(image_id, "image") not in specs:
+    if target not in specs:
         raise NotFound(f"No image with id {image_id}.")
-    return node, specs[node.image_id], specs[_as_uuid(image_id, "image")]
+    return node, specs[node.image_id], specs[target]
 
 
 def node_upgrade_plan(*, node_id, image_id, force: bool = False) -> UpgradeOutcome:
@@ -192,7 +192,7 @@ def node_upgrade(*, node_id, image_id, force: bool = False, actor=None, source: 
         outcome = _upgrade_outcome(node, old, new, force=force)
         if outcome.error:
             raise outcome.error
-        host = host_counters_write(host=node.host, check=outcome.counters)
+        host = host_counters_write(host=node.host, check=outcome.counters)  # outcome.host: the same counters
         changes = {
             "image_id": outcome.to_image.id,
             "properties": outcome.config,
@@ -222,7 +222,7 @@ def node_upgrade(*, node_id, image_id, force: bool = False, actor=None, source: 
         for warning in outcome.warnings:
             log_event(logger, "node_config_warning", logging.WARNING, node=node.name, warning=warning)
         transaction.on_commit(lambda: _log_upgrade(outcome, actor=actor, source=source, force=force))
-        return dataclasses.replace(outcome, host=host)
+        return outcome
 
     began = time.perf_counter()
     try:
