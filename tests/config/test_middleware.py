@@ -1,0 +1,58 @@
+"""Browser-only middleware (config.middleware): skipped for API token requests, kept for the rest."""
+
+import pytest
+from django.http import HttpResponse
+from django.test import RequestFactory
+
+from config.middleware import BrowserAuthenticationMiddleware, BrowserMessageMiddleware, BrowserSessionMiddleware
+
+MIDDLEWARE = [BrowserSessionMiddleware, BrowserAuthenticationMiddleware, BrowserMessageMiddleware]
+TOKEN = "Token " + "0" * 40
+
+
+def seen_by_the_view(path: str, **headers) -> set[str]:
+    """Which of session, user and messages the middleware chain set on the request."""
+    seen = set()
+
+    def view(request):
+        seen.update(name for name in ("session", "user", "_messages") if hasattr(request, name))
+        return HttpResponse()
+
+    handler = view
+    for middleware in reversed(MIDDLEWARE):
+        handler = middleware(handler)
+    handler(RequestFactory().post(path, headers=headers))
+    return seen
+
+
+def test_a_token_request_to_the_api_skips_sessions_user_and_messages():
+    assert seen_by_the_view("/api/v1/nodes/", authorization=TOKEN) == set()
+    assert seen_by_the_view("/api/v1/nodes/", authorization="token " + "0" * 40) == set()  # schemes ignore case
+
+
+@pytest.mark.parametrize(
+    ("path", "headers"),
+    [
+        ("/api/v1/nodes/", {}),  # a session (browser) call to the API
+        ("/api/v1/nodes/", {"authorization": "Basic dXNlcjpwYXNz"}),  # not a token scheme: session may apply
+        ("/admin/nodes/node/", {"authorization": TOKEN}),  # the admin is never token-authenticated
+    ],
+)
+def test_every_other_request_gets_them(path, headers):
+    assert seen_by_the_view(path, **headers) == {"session", "user", "_messages"}
+
+
+@pytest.mark.django_db
+def test_the_api_still_accepts_a_session_and_a_token(client, django_user_model):
+    from rest_framework.authtoken.models import Token
+
+    user = django_user_model.objects.create_user("reader", password="x")
+    assert (
+        client.get(
+            "/api/v1/hosts/", headers={"authorization": f"Token {Token.objects.create(user=user).key}"}
+        ).status_code
+        == 200
+    )
+    assert client.get("/api/v1/hosts/").status_code == 401
+    client.force_login(user)
+    assert client.get("/api/v1/hosts/").status_code == 200
