@@ -27,7 +27,12 @@ def test_create_computes_the_allocation_from_the_config_and_counts_it():
 
     node = Node.objects.get(name="eth-1")
     assert node.properties == {"rpc": "on", "archive": "no"}
-    assert (node.cpu_cores, node.memory_bytes, node.disk_bytes, node.state) == (3, 10 * GiB, 500 * GiB, "running")
+    assert (node.cpu_cores, node.memory_bytes, node.disk_bytes, node.state) == (
+        3,
+        10 * GiB,
+        500 * GiB,
+        "creating",
+    )  # §9: running once its agent reports
     assert counters(host) == (1, 3, 10 * GiB, 500 * GiB)
     assert change.host.node_count == 1
     log = NodeLog.objects.get()
@@ -111,7 +116,8 @@ def test_delete_releases_the_allocation_and_keeps_the_history():
         3,
         "admin",
     )
-    assert NodeLog.objects.filter(node_id=gone.pk).count() == 2  # created + deleted, kept after the node
+    # created + create_succeeded (its agent reported, §9) + deleted, kept after the node
+    assert NodeLog.objects.filter(node_id=gone.pk).count() == 3
     assert Command.objects.filter(node_id=gone.pk, kind="node_delete", host=host).exists()
     assert Node.objects.filter(pk=keep.pk).exists()
     assert_counters_exact()
