@@ -35,7 +35,9 @@ test: venv
 bench: venv
 	$(BIN)/python -u bench/audit_repair.py
 	$(BIN)/python -u bench/upgrade_throughput.py
-	$(BIN)/python -u bench/http_throughput.py
+	$(BIN)/python -u bench/http_throughput.py --configs sync:4,gthread:2x4,gthread:4x2
+	$(BIN)/python -u bench/middleware_cost.py
+	$(BIN)/python -u bench/admin_pages.py
 	$(BIN)/python -u bench/fleet_size.py
 
 lint: venv

@@ -4,12 +4,11 @@ skipped outright, so they cost an API client nothing (bench/middleware_cost.py m
 CSRF stays Django's own class (`check --deploy` looks for it by name): every API view is
 CSRF-exempt, so for an API request it only reads the cookie, a microsecond.
 
-A request is a token request when its path is under /api/ and its Authorization header names
-the scheme of one of the API's token authentication classes (`Token ...`). Such a request is
-authenticated by that class or refused with 401: DRF never falls back to the session for it, so
-nothing the skipped middleware would have set up is read."""
-
-import functools
+A request is a token request when its path is under /api/ and it carries an Authorization
+header: the API authenticates it by that header alone (a user token, or an agent's host token on
+the agent endpoints) or refuses it with 401, never by the session, so nothing the skipped
+middleware would have set up is read. Everything else (the admin, a browser's session calls to
+the API) goes through them as before."""
 
 from django.contrib.auth.middleware import AuthenticationMiddleware
 from django.contrib.messages.middleware import MessageMiddleware
@@ -18,26 +17,8 @@ from django.contrib.sessions.middleware import SessionMiddleware
 API_PREFIX = "/api/"
 
 
-@functools.cache
-def _token_schemes() -> tuple[bytes, ...]:
-    """The lower-cased schemes (`token`) of the API's authentication classes that have one."""
-    from rest_framework.settings import api_settings
-
-    return tuple(
-        keyword.lower().encode()
-        for keyword in (getattr(cls, "keyword", None) for cls in api_settings.DEFAULT_AUTHENTICATION_CLASSES)
-        if keyword
-    )
-
-
 def is_token_request(request) -> bool:
-    if not request.path_info.startswith(API_PREFIX):
-        return False
-    authorization = request.META.get("HTTP_AUTHORIZATION")
-    if not authorization:
-        return False
-    scheme = authorization.split(" ", 1)[0].lower().encode("latin-1", "replace")
-    return scheme in _token_schemes()
+    return "HTTP_AUTHORIZATION" in request.META and request.path_info.startswith(API_PREFIX)
 
 
 class BrowserOnly:
