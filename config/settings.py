@@ -149,6 +149,9 @@ LOGGING = {
 API_WRITE_THROTTLE_RATE = env.str("API_WRITE_THROTTLE_RATE", default="600/min")
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 
+# Host agents (§9): how often a polling agent's Host.agent_seen_at is written, at most (seconds).
+AGENT_SEEN_INTERVAL = env.int("AGENT_SEEN_INTERVAL", default=60)
+
 # /metrics: with a token, callers must send `Authorization: Bearer <token>`; without, only loopback.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
