@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TEST_DATABASE_URL ?= postgres://root@127.0.0.1:5432/nodefleet
 
-.PHONY: venv run serve test lint format bench clean
+.PHONY: venv run serve test lint format bench audit-deps clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ bench: venv
 	$(BIN)/python -u bench/upgrade_throughput.py
 	$(BIN)/python -u bench/http_throughput.py
 	$(BIN)/python -u bench/fleet_size.py
+
+## Known vulnerabilities in the installed dependencies (pip-audit, PyPI's data). Exit 0 clean,
+## 1 vulnerable, 3 when it could not audit (index unreachable, or versions it does not know).
+audit-deps: venv
+	$(BIN)/python tools/audit_deps.py
 
 lint: venv
 	$(BIN)/ruff check .
