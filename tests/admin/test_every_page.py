@@ -7,6 +7,7 @@ import pytest
 from django.contrib import admin
 from django.contrib.auth.models import Permission
 from django.urls import URLPattern, reverse
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from hosts.models import Host
 from hosts.repair import host_counters_repair
@@ -26,7 +27,8 @@ SITE_PAGES = ["admin:index", "admin:password_change", "admin:password_change_don
 
 def fleet():
     """At least one row behind most models: a host with a node (its NodeLog and Command), a
-    repaired drift (a CounterRepair), an image."""
+    repaired drift (a CounterRepair), an image, an authenticator."""
+    TOTPDevice.objects.create(user=UserFactory(is_staff=True), name="authenticator", confirmed=True)
     host = HostFactory()
     place_node(host=host, image=ImageFactory())
     set_counter(host, "node_count", 1)
