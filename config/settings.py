@@ -94,7 +94,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # client address (REMOTE_ADDR) in the database, so every gunicorn worker sees them, and locks
 # either out after AXES_FAILURE_LIMIT failures for AXES_COOLOFF_MINUTES (429 with a message).
 AUTHENTICATION_BACKENDS = [
-    "axes.backends.AxesStandaloneBackend",
+    "config.auth_backends.LockoutBackend",  # django-axes
     "django.contrib.auth.backends.ModelBackend",
 ]
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)

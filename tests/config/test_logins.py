@@ -259,3 +259,11 @@ def test_totp_enrol_refuses_unknown_inactive_or_non_staff_users(user):
     with pytest.raises(CommandError, match="No active staff user") as refused:
         call_command("totp_enrol", "ops")
     assert refused.value.returncode == 1
+
+
+def test_the_test_clients_login_still_works_it_has_no_request_to_count():
+    user = UserFactory(is_staff=True)
+    client = Client()
+    assert client.login(username=user.username, password=PASSWORD)
+    assert logged_in(client)
+    assert not client.login(username=user.username, password="wrong")
