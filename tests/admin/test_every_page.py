@@ -50,7 +50,7 @@ def admin_pages() -> dict[str, set[int]]:
         for pattern in model_admin.get_urls():
             if not isinstance(pattern, URLPattern) or pattern.name is None:
                 continue  # the unnamed `<object_id>/` only redirects to the change page
-            arguments = {name: object_id for name in pattern.pattern.converters}
+            arguments = {name: object_id for name in pattern.pattern.regex.groupindex}  # path() or re_path()
             urls.append(reverse(f"admin:{pattern.name}", kwargs=arguments))
     urls += [reverse(name) for name in SITE_PAGES]
     pages = dict.fromkeys(urls, ANSWERS)
