@@ -12,8 +12,9 @@ nodes.lifecycle lock node, host and command in one statement (nodes.locks.comman
 an ack locks its command's row alone (it changes nothing else), and node writers close a
 `pending` command with an UPDATE conditional on its status, so an ack never needs the node.
 No writer locks a node while holding a host lock of another statement, nor a node or host
-while holding a command's lock, so waits always point the same way and cannot form a cycle. Locks are FOR NO KEY UPDATE: they keep out other writers of the row but not inserts of
-rows that reference it (NodeLog, Command), which would otherwise queue behind the counters.
+while holding a command's lock, so waits always point the same way and cannot form a cycle.
+Locks are FOR NO KEY UPDATE: they keep out other writers of the row but not inserts of rows
+that reference it (NodeLog, Command), which would otherwise queue behind the counters.
 Every helper evaluates its queryset: an unevaluated one takes no lock.
 """
 
