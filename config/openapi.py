@@ -19,6 +19,11 @@ Problem = inline_serializer(
         ),
         "resource": serializers.CharField(required=False, help_text="resource_overflow, counter_drift"),
         "host": serializers.CharField(required=False, help_text="insufficient_capacity, counter_drift: its name"),
+        "command_id": serializers.IntegerField(required=False, help_text="node_busy: the command the host works on"),
+        "command_status": serializers.CharField(
+            required=False, help_text="node_busy, command_closed: that command's status"
+        ),
+        "state": serializers.CharField(required=False, help_text="invalid_state: the current state"),
         "shortfalls": serializers.ListField(
             required=False,
             child=inline_serializer(
@@ -38,7 +43,8 @@ _PROBLEM_DESCRIPTIONS = {
     401: "`not_authenticated`: no or bad credentials",
     403: "`permission_denied`: lacking the permission (force needs hosts.overcommit_host)",
     404: "`not_found`: the node, image or host does not exist",
-    409: "`already_on_image`, `insufficient_capacity` or `counter_drift`",
+    409: "`already_on_image`, `insufficient_capacity`, `counter_drift`, `node_busy`, `command_closed` or "
+    "`invalid_state`",
     413: "`request_too_large`: body past the size limit",
     415: "`unsupported_media_type`: the body is not application/json",
     422: "`incompatible_image`, `invalid_image_config` or `resource_overflow`",
