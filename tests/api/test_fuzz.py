@@ -8,7 +8,6 @@ from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from rest_framework.authtoken.models import Token
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -19,7 +18,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from tests.api.conftest import READ_PERMISSIONS
 from tests.factories import HostFactory, ImageFactory, ImagePropertyFactory, UserFactory, place_node
+from tokens.services import token_create
 
 CHECKS = [
     not_a_server_error,
@@ -52,13 +53,19 @@ def fuzz_fleet(db):
     ImagePropertyFactory(image=images[1], key="archive", add_disk_bytes=2 * 10**12)
     nodes = [place_node(host=host, image=images[i % 2], name=f"fuzz-{i}") for i in range(6)]
     user = UserFactory(
-        permissions=["nodes.add_node", "nodes.delete_node", "nodes.upgrade_node", "hosts.overcommit_host"]
+        permissions=[
+            *READ_PERMISSIONS,
+            "nodes.add_node",
+            "nodes.delete_node",
+            "nodes.upgrade_node",
+            "hosts.overcommit_host",
+        ]
     )
     return {
         "hosts": [str(host.pk)],
         "images": [str(image.pk) for image in images],
         "nodes": [str(node.pk) for node in nodes],
-        "token": Token.objects.create(user=user).key,
+        "token": token_create(user=user)[1],
     }
 
 
