@@ -47,8 +47,9 @@ def _wait_healthy(base_url: str, process: subprocess.Popen, timeout: float) -> N
 
 
 @contextmanager
-def gunicorn(*, workers: int, log: Path) -> Iterator[str]:
-    """Runs `gunicorn config.wsgi` with `workers` workers; yields its base URL."""
+def gunicorn(*, workers: int, log: Path, extra_env: dict[str, str] | None = None) -> Iterator[str]:
+    """Runs `gunicorn config.wsgi` with `workers` workers (and these environment variables on
+    top of the defaults below); yields its base URL."""
     port = free_port()
     metrics_dir = log.parent / "metrics"  # config/gunicorn.py's workers share their metrics there
     metrics_dir.mkdir(exist_ok=True)
@@ -63,6 +64,7 @@ def gunicorn(*, workers: int, log: Path) -> Iterator[str]:
         "LOG_LEVEL": "WARNING",
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
         "API_WRITE_THROTTLE_RATE": "",  # tests of concurrency send many writes as one user
+        **(extra_env or {}),
     }
     command = [
         sys.executable,
