@@ -29,6 +29,11 @@ class Refused(Exception):
         self.reason, self.detail = reason, detail
 
 
+def _printable(text: str) -> str:
+    """What the caller sent, safe for a plain log line: control characters escaped."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
 def _key(header: str) -> str:
     scheme, _, key = header.partition(" ")
     if scheme.lower() not in {s.lower() for s in SCHEMES}:
@@ -63,7 +68,9 @@ class UserTokenAuthentication(BaseAuthentication):
         address = failures.client_address(request)
         wait = failures.wait_seconds(address)
         if wait is not None:
-            log_event(logger, "api_auth_throttled", logging.WARNING, client=address, request_id=request_id.get())
+            log_event(
+                logger, "api_auth_throttled", logging.WARNING, client=_printable(address), request_id=request_id.get()
+            )
             raise exceptions.Throttled(wait, detail="Too many failed authentications from this address.")
         try:
             return _user(_key(header))
@@ -73,9 +80,9 @@ class UserTokenAuthentication(BaseAuthentication):
                 logger,
                 "api_auth_failed",
                 logging.WARNING,
-                client=address,
+                client=_printable(address),
                 reason=refused.reason,
-                path=request.path,
+                path=_printable(request.path),
                 request_id=request_id.get(),
             )
             raise exceptions.AuthenticationFailed(refused.detail) from None

@@ -11,11 +11,14 @@ from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone
-from rest_framework.test import APIClient
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.request import Request
+from rest_framework.test import APIClient, APIRequestFactory
 
 from tests.api.conftest import READ_PERMISSIONS, assert_problem
 from tests.factories import UserFactory
 from tokens import keys
+from tokens.authentication import UserTokenAuthentication
 from tokens.models import ApiToken
 from tokens.services import token_create
 
@@ -288,6 +291,17 @@ def test_a_failure_is_logged_with_the_client_address_and_request_id(caplog):
     (record,) = [r for r in caplog.records if getattr(r, "event", None) == "api_auth_failed"]
     assert (record.client, record.request_id, record.reason) == ("203.0.113.9", "req-401", "unknown_key")
     assert "nfu_" not in record.getMessage()
+
+
+def test_a_logged_failure_cannot_forge_log_lines(caplog):
+    request = APIRequestFactory().get("/api/v1/x%0Afake%20line%1B[2K", HTTP_AUTHORIZATION="Bearer nfu_" + "B" * 43)
+
+    with caplog.at_level(logging.WARNING, logger="tokens.authentication"), pytest.raises(AuthenticationFailed):
+        UserTokenAuthentication().authenticate(Request(request))
+
+    (record,) = [r for r in caplog.records if getattr(r, "event", None) == "api_auth_failed"]
+    assert "\n" not in record.getMessage() and "\x1b" not in record.getMessage()
+    assert "\\nfake line\\x1b[2K" in record.path
 
 
 def test_failures_past_the_rate_answer_429_for_that_address_only(failure_limit, reader):
