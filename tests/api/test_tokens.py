@@ -338,3 +338,30 @@ def test_behind_a_trusted_proxy_the_forwarded_address_is_counted(failure_limit, 
 
     assert [attempt("192.0.2.1") for _ in range(4)] == [401, 401, 401, 429]
     assert attempt("192.0.2.2") == 401
+
+
+# --- user endpoints take user credentials only -------------------------------------------------
+
+
+def _api_views(patterns=None, prefix=""):
+    """(route, DRF view class) of every URL pattern, walking includes."""
+    from django.urls import URLPattern, URLResolver, get_resolver
+
+    for pattern in get_resolver().url_patterns if patterns is None else patterns:
+        if isinstance(pattern, URLResolver):
+            yield from _api_views(pattern.url_patterns, prefix + str(pattern.pattern))
+        elif isinstance(pattern, URLPattern) and hasattr(pattern.callback, "cls"):
+            yield prefix + str(pattern.pattern), pattern.callback.cls
+
+
+def test_every_user_endpoint_authenticates_by_user_token_or_session_only():
+    """Agents' host tokens (§9) open only /api/v1/agent/: no other view may take them."""
+    from rest_framework.authentication import SessionAuthentication
+
+    checked = 0
+    for route, view in _api_views():
+        if not route.startswith("api/v1/") or route.startswith("api/v1/agent/"):
+            continue
+        assert set(view.authentication_classes) <= {UserTokenAuthentication, SessionAuthentication}, route
+        checked += 1
+    assert checked >= 5
