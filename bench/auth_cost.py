@@ -47,16 +47,20 @@ def seed(users: int) -> list[str]:
 def measure(label, authenticate, keys, requests):
     from django.db import connection
 
-    timings, statements = [], 0
-    for _ in range(requests):
-        key = random.choice(keys)
-        counted = []
-        with connection.execute_wrapper(lambda execute, sql, *rest: counted.append(sql) or execute(sql, *rest)):
+    timings, counted = [], []
+
+    def count(execute, sql, *rest):
+        counted.append(sql)
+        return execute(sql, *rest)
+
+    with connection.execute_wrapper(count):
+        for _ in range(requests):
+            key = random.choice(keys)
             started = time.perf_counter()
             user = authenticate(key)
             assert user.has_perm("nodes.upgrade_node") and user.has_perm("nodes.view_node")
             timings.append(time.perf_counter() - started)
-        statements += len(counted)
+    statements = len(counted)
     mean = sum(timings) / len(timings)
     print(
         f"{label:<34} {mean * 1e6:8.0f} us/request  p50 {percentile(timings, 0.5) * 1e6:6.0f}  "
