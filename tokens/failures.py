@@ -14,7 +14,8 @@ from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
 
 def client_address(request) -> str:
-    return BaseThrottle().get_ident(request)
+    """REMOTE_ADDR (or the trusted X-Forwarded-For entry); "-" when the server gave none."""
+    return BaseThrottle().get_ident(request) or "-"
 
 
 def _rate() -> tuple[int, int] | tuple[None, None]:

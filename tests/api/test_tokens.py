@@ -304,6 +304,17 @@ def test_a_logged_failure_cannot_forge_log_lines(caplog):
     assert "\\nfake line\\x1b[2K" in record.path
 
 
+def test_a_request_without_a_client_address_is_refused_and_logged_all_the_same(caplog):
+    request = APIRequestFactory().get("/api/v1/nodes/", HTTP_AUTHORIZATION="Bearer nfu_" + "B" * 43)
+    del request.META["REMOTE_ADDR"]  # some WSGI servers give none (a UNIX socket)
+
+    with caplog.at_level(logging.WARNING, logger="tokens.authentication"), pytest.raises(AuthenticationFailed):
+        UserTokenAuthentication().authenticate(Request(request))
+
+    (record,) = [r for r in caplog.records if getattr(r, "event", None) == "api_auth_failed"]
+    assert record.client == "-"
+
+
 def test_failures_past_the_rate_answer_429_for_that_address_only(failure_limit, reader):
     bad, good = client_with("nfu_" + "C" * 43), client_with(token_create(user=reader)[1])
     here, elsewhere = {"REMOTE_ADDR": "198.51.100.7"}, {"REMOTE_ADDR": "198.51.100.8"}
