@@ -68,14 +68,15 @@ def wsgi_post(application, path: str, payload: dict, token: str) -> tuple[str, b
 
 
 def bench_token(username: str = "bench-http") -> str:
-    """A user allowed to upgrade, and its API token (created once)."""
+    """A user allowed to upgrade, and a new API token of theirs (its key)."""
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Permission
-    from rest_framework.authtoken.models import Token
+
+    from tokens.services import token_create
 
     user, _ = get_user_model().objects.get_or_create(username=username)
     user.user_permissions.add(Permission.objects.get(codename="upgrade_node"))
-    return Token.objects.get_or_create(user=user)[0].key
+    return token_create(user=user, name=username)[1]
 
 
 def main():

@@ -44,13 +44,11 @@ def test_every_other_request_gets_them(path, headers):
 
 @pytest.mark.django_db
 def test_the_api_still_accepts_a_session_and_a_token(client, django_user_model):
-    from rest_framework.authtoken.models import Token
+    from tokens.services import token_create
 
     user = django_user_model.objects.create_user("reader", password="x")
     assert (
-        client.get(
-            "/api/v1/hosts/", headers={"authorization": f"Token {Token.objects.create(user=user).key}"}
-        ).status_code
+        client.get("/api/v1/hosts/", headers={"authorization": f"Token {token_create(user=user)[1]}"}).status_code
         == 200
     )
     assert client.get("/api/v1/hosts/").status_code == 401
