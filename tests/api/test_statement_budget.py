@@ -1,6 +1,7 @@
 """An authenticated API write's statement budget (issue 12): at most 7 statements on the wire,
-BEGIN and COMMIT included — authentication and permissions, then the upgrade's BEGIN, locked
-read, one write and COMMIT. Middleware adds none (no session for a token request)."""
+BEGIN and COMMIT included. It is 5: authentication with permissions (one statement, tokens),
+then the upgrade's BEGIN, locked read, one write and COMMIT. Middleware adds none (no session
+for a token request)."""
 
 import pytest
 
@@ -22,4 +23,5 @@ def test_an_authenticated_upgrade_over_http_stays_within_the_budget(as_role, fle
     assert len(statements) <= BUDGET, "\n".join(statements)
     upgrade = [sql.split()[0] for sql in statements[-4:]]
     assert upgrade == ["BEGIN", "SELECT", "WITH", "COMMIT"], statements
+    assert len(statements) == 5, statements  # the token, its user and permissions: one statement (tokens)
     assert not any("django_session" in sql for sql in statements)

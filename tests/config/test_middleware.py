@@ -43,10 +43,12 @@ def test_every_other_request_gets_them(path, headers):
 
 
 @pytest.mark.django_db
-def test_the_api_still_accepts_a_session_and_a_token(client, django_user_model):
+def test_the_api_still_accepts_a_session_and_a_token(client):
+    from tests.api.conftest import READ_PERMISSIONS
+    from tests.factories import UserFactory
     from tokens.services import token_create
 
-    user = django_user_model.objects.create_user("reader", password="x")
+    user = UserFactory(permissions=READ_PERMISSIONS)
     assert (
         client.get("/api/v1/hosts/", headers={"authorization": f"Token {token_create(user=user)[1]}"}).status_code
         == 200
