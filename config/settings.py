@@ -89,7 +89,11 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # an admin list at 1,000,000 nodes), so it is off for the app's connections.
     DATABASES["default"].setdefault("OPTIONS", {})["options"] = f"-c lock_timeout={DB_LOCK_TIMEOUT_MS} -c jit=off"
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# A kept connection is checked (`SELECT 1`, one round trip) at the first query of each request, so
+# one that died (a database restart or failover) is replaced instead of failing the request.
+# That is one statement of an API write's six (docs/performance.md); off, a dead connection
+# fails one request per worker (503) and is then replaced.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=True)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
