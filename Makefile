@@ -21,7 +21,7 @@ run: venv
 	DEBUG=1 $(BIN)/python manage.py runserver 127.0.0.1:8000
 
 ## Production serving: static files collected (whitenoise serves them), then gunicorn
-## (config/gunicorn.py: WEB_CONCURRENCY workers, default 4, on BIND). Needs the production environment.
+## (config/gunicorn.py: gthread, WEB_CONCURRENCY workers, default one per core, on BIND). Needs the production environment.
 serve: venv
 	$(BIN)/python manage.py collectstatic --no-input -v 0
 	$(BIN)/gunicorn -c config/gunicorn.py config.wsgi:application

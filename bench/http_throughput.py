@@ -154,19 +154,23 @@ def parse_config(text: str) -> tuple[str, int, int]:
     return worker_class, int(workers), int(threads or 1)
 
 
-def http_phase(wrk: str, url: str, config: str, token: str, connections: int, seconds: float, sample: int) -> dict:
+def http_phase(
+    wrk: str, url: str, config: str, token: str, connections: int, seconds: float, sample: int, warmup: float
+) -> dict:
     worker_class, workers, threads = parse_config(config)
-    plan = load_plan(connections, sample)  # the nodes' images as they are now
     with tempfile.TemporaryDirectory(prefix="nodefleet-wrk-") as directory:
         directory = Path(directory)
-        write_plan(directory, plan)
         (directory / "upgrade.lua").write_text(LUA)
         port = free_port()
         server = start_gunicorn(url, port, worker_class, workers, threads)
         try:
-            command = [wrk, "-t", str(connections), "-c", str(connections), "-d", f"{seconds:g}s", "--timeout", "10s"]
-            command += ["-s", str(directory / "upgrade.lua"), f"http://127.0.0.1:{port}", "--", token, str(directory)]
-            output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+            output = ""
+            for duration in (warmup, seconds):  # the first run warms every worker up (imports, caches)
+                write_plan(directory, load_plan(connections, sample))  # the nodes' images as they are now
+                command = [wrk, "-t", str(connections), "-c", str(connections), "-d", f"{duration:g}s"]
+                command += ["--timeout", "10s", "-s", str(directory / "upgrade.lua"), f"http://127.0.0.1:{port}"]
+                command += ["--", token, str(directory)]
+                output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         finally:
             server.terminate()
             server.wait(20)
@@ -184,12 +188,13 @@ def main():
     parser.add_argument("--nodes-per-host", type=int, default=100)
     parser.add_argument(
         "--configs",
-        default="sync:4",
-        help="gunicorn configurations, comma-separated: class:workers[xthreads] (default sync:4)",
+        default="gthread:2x4",
+        help="gunicorn configurations, comma-separated: class:workers[xthreads] (default gthread:2x4)",
     )
     parser.add_argument("--processes", type=int, default=4, help="service-level processes (default 4)")
     parser.add_argument("--connections", type=int, default=8, help="wrk threads, one connection each (default 8)")
     parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--warmup", type=float, default=3, help="seconds of requests not measured, per configuration")
     parser.add_argument("--sample", type=int, default=20_000)
     args = parser.parse_args()
 
@@ -200,7 +205,7 @@ def main():
     token = bench_token()
     service = run_phase("service", url, args.processes, args.seconds, load_plan(args.processes, args.sample))
     results = [
-        http_phase(wrk, url, config, token, args.connections, args.seconds, args.sample)
+        http_phase(wrk, url, config, token, args.connections, args.seconds, args.sample, args.warmup)
         for config in args.configs.split(",")
     ]
     print(
