@@ -12,6 +12,7 @@ from django.http import Http404, HttpResponse
 from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions as drf
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
@@ -116,6 +117,11 @@ def problem_exception_handler(exc: Exception, context: dict) -> Response | None:
     if error is None:
         return None
     set_rollback()
+    request = context.get("request")
+    if request is not None:
+        # Problem details are JSON whatever renderer the view negotiated (or failed to: a 406 of
+        # the schema view would otherwise come out as YAML, of the docs page as HTML).
+        request.accepted_renderer, request.accepted_media_type = JSONRenderer(), PROBLEM_CONTENT_TYPE
     return Response(
         error.as_problem(), status=error.status, headers=_headers(exc, error), content_type=PROBLEM_CONTENT_TYPE
     )

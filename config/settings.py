@@ -34,6 +34,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "config.logging.RequestIdMiddleware",
+    "config.health.HealthCheckMiddleware",  # before anything that checks the Host header or CSRF
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -145,6 +146,9 @@ LOGGING = {
     "root": {"handlers": ["stderr"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
 
+# The longest value a node's property may hold (characters); longer ones are refused (400 `invalid`).
+NODE_PROPERTY_VALUE_MAX_LENGTH = env.int("NODE_PROPERTY_VALUE_MAX_LENGTH", default=1000)
+
 # API writes per user (DRF rate: "600/min"; empty for no limit), counted in CACHES["default"].
 API_WRITE_THROTTLE_RATE = env.str("API_WRITE_THROTTLE_RATE", default="600/min")
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
@@ -162,6 +166,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": ["config.api.StrictJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "config.api.ProblemAwareNegotiation",
     "DEFAULT_PAGINATION_CLASS": "config.api.StrictCursorPagination",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

@@ -1,11 +1,11 @@
-"""Nodefleet's URLs: the admin, the REST API under /api/v1/ and the health check."""
+"""Nodefleet's URLs: the admin, the REST API under /api/v1/ and the metrics. (/healthz is answered
+by config.health.HealthCheckMiddleware, ahead of the host check.)"""
 
 from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config.exceptions import page_not_found_view
-from config.health import healthz
 from config.metrics import metrics_view
 
 urlpatterns = [
@@ -13,7 +13,6 @@ urlpatterns = [
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("nodes.api.urls")),
-    path("healthz", healthz, name="healthz"),
     path("metrics", metrics_view, name="metrics"),
     # Any other /api/ path: problem details even under DEBUG (make run), where Django would
     # otherwise answer its HTML debug page instead of handler404.

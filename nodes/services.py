@@ -13,6 +13,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -283,8 +284,12 @@ def _validate_create_input(name, properties) -> dict[str, str]:
         errors["properties"] = ["Must be an object mapping property keys to string values."]
     else:
         bad = sorted(str(key) for key, value in properties.items() if not isinstance(value, str))
+        limit = settings.NODE_PROPERTY_VALUE_MAX_LENGTH
+        too_long = sorted(key for key, value in properties.items() if isinstance(value, str) and len(value) > limit)
         if bad:
             errors["properties"] = [f"Values must be strings: {', '.join(bad)}."]
+        elif too_long:
+            errors["properties"] = [f"Values may hold at most {limit} characters: {', '.join(too_long)}."]
     if errors:
         raise InvalidInput("The node cannot be created from this input.", errors=errors)
     return properties
