@@ -4,11 +4,13 @@ DRF's exceptions and Django's own 400/403/404/413/500 alike."""
 
 import json
 import math
+import re
 
 from django.core.exceptions import DisallowedHost, RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpResponse
+from django.urls import Resolver404, resolve
 from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions as drf
@@ -133,7 +135,26 @@ def problem_exception_handler(exc: Exception, context: dict) -> Response | None:
 
 
 def _is_api(request) -> bool:
-    return request.path.startswith("/api/")
+    """Under /api/, however the caller spelt it: `//api/v1/`, `/API/V1/` are API mistakes too."""
+    return _API_PREFIX.match(request.path) is not None
+
+
+_API_PREFIX = re.compile(r"/+api(?:/|$)", re.IGNORECASE)
+
+
+def _suggestion(path: str) -> str | None:
+    """The API path the caller most likely meant (slashes collapsed, lower case, a trailing
+    slash), when one answers there; None otherwise."""
+    candidate = re.sub(r"/{2,}", "/", path).lower()
+    if not candidate.endswith("/"):
+        candidate += "/"
+    if candidate == path:
+        return None
+    try:
+        match = resolve(candidate)
+    except Resolver404:
+        return None
+    return None if match.func is page_not_found_view else candidate
 
 
 def problem_response(error: errors.ApplicationError) -> HttpResponse:
@@ -157,12 +178,15 @@ def permission_denied(request, exception, template_name="403.html"):
 def page_not_found(request, exception, template_name="404.html"):
     if not _is_api(request):
         return defaults.page_not_found(request, exception, template_name)
-    return problem_response(errors.NotFound(f"Nothing at {request.path}."))
+    suggestion = _suggestion(request.path)
+    hint = f"; did you mean {suggestion}?" if suggestion else "."
+    return problem_response(errors.NotFound(f"Nothing at {request.path}{hint}"))
 
 
 @csrf_exempt  # it changes nothing; without this a POST with a session cookie would get CSRF's HTML 403
 def page_not_found_view(request):
-    """The catch-all of /api/: `not_found` as problem details whatever DEBUG says."""
+    """The catch-all of /api/ (any casing, doubled slashes): `not_found` as problem details
+    whatever DEBUG says, naming the path meant when it differs only by such a slip."""
     return page_not_found(request, None)
 
 

@@ -112,3 +112,46 @@ def test_healthz_refuses_a_post_with_405_not_a_csrf_403(fleet):
 
 def test_other_paths_still_check_the_host(client):
     assert client.get("/admin/login/", HTTP_HOST="10.1.2.3").status_code == 400
+
+
+# --- paths typed slightly wrong ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["get", "post", "delete"])
+def test_a_missing_trailing_slash_is_404_naming_the_path_meant(admin_client, fleet, method):
+    response = getattr(admin_client, method)("/api/v1/nodes")
+
+    body = assert_problem(response, 404, "not_found")
+    assert body["detail"] == "Nothing at /api/v1/nodes; did you mean /api/v1/nodes/?"
+
+
+def test_a_missing_trailing_slash_on_an_action_names_the_path_meant(admin_client, fleet):
+    node = fleet["node"].pk
+
+    body = assert_problem(admin_client.post(f"/api/v1/nodes/{node}/upgrade", {}), 404, "not_found")
+
+    assert body["detail"].endswith(f"did you mean /api/v1/nodes/{node}/upgrade/?")
+
+
+@pytest.mark.parametrize("debug", [False, True])
+@pytest.mark.parametrize("path", ["//api/v1/hosts/", "/API/V1/HOSTS/", "/Api/v1/hosts", "///api//v1//hosts/", "/API"])
+def test_api_paths_in_any_casing_or_with_doubled_slashes_are_problem_details(admin_client, settings, path, debug):
+    settings.DEBUG = debug
+
+    response = admin_client.get(f"http://testserver{path}")  # a full URL keeps a leading // a path
+
+    body = assert_problem(response, 404, "not_found")
+    if path != "/API":
+        assert body["detail"].endswith("did you mean /api/v1/hosts/?")
+
+
+def test_an_unknown_api_path_names_no_guess(admin_client):
+    assert assert_problem(admin_client.get("/api/v1/widgets"), 404, "not_found")["detail"] == (
+        "Nothing at /api/v1/widgets."
+    )
+
+
+def test_paths_outside_the_api_keep_djangos_html_404(admin_client):
+    for path in ("/apiary/", "/no-such-page/"):
+        response = admin_client.get(path)
+        assert (response.status_code, response["Content-Type"][:9]) == (404, "text/html")
