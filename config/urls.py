@@ -18,7 +18,7 @@ urlpatterns = [
     # details even under DEBUG (make run), where Django would otherwise answer its HTML debug
     # page instead of handler404. No redirect, not even for a missing trailing slash: the 404
     # names the path meant, and a client must not learn to rely on a redirect a POST cannot follow.
-    re_path(r"^/*[aA][pP][iI](?:/|$)", page_not_found_view),
+    re_path(r"^(?:/*)[aA][pP][iI](?:/|$)", page_not_found_view),
 ]
 
 # Under /api/ Django's own errors answer as problem details too; elsewhere (the admin) as HTML.
