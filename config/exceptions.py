@@ -134,7 +134,7 @@ def problem_exception_handler(exc: Exception, context: dict) -> Response | None:
 # Django's default pages (the admin's HTML) elsewhere.
 
 
-def _is_api(request) -> bool:
+def is_api(request) -> bool:
     """Under /api/, however the caller spelt it: `//api/v1/`, `/API/V1/` are API mistakes too."""
     return _API_PREFIX.match(request.path) is not None
 
@@ -164,19 +164,19 @@ def problem_response(error: errors.ApplicationError) -> HttpResponse:
 
 
 def bad_request(request, exception, template_name="400.html"):
-    if not _is_api(request):
+    if not is_api(request):
         return defaults.bad_request(request, exception, template_name)
     return problem_response(application_error(exception) or errors.InvalidInput("The request is malformed.", errors={}))
 
 
 def permission_denied(request, exception, template_name="403.html"):
-    if not _is_api(request):
+    if not is_api(request):
         return defaults.permission_denied(request, exception, template_name)
     return problem_response(errors.PermissionDenied(str(exception) or "You may not do this."))
 
 
 def page_not_found(request, exception, template_name="404.html"):
-    if not _is_api(request):
+    if not is_api(request):
         return defaults.page_not_found(request, exception, template_name)
     suggestion = _suggestion(request.path)
     hint = f"; did you mean {suggestion}?" if suggestion else "."
@@ -191,7 +191,7 @@ def page_not_found_view(request):
 
 
 def server_error(request, template_name="500.html"):
-    if not _is_api(request):
+    if not is_api(request):
         return defaults.server_error(request, template_name)
     error = HttpProblem("The server failed; the error was logged.", code="server_error", status=500, title="Error")
     return problem_response(error)
