@@ -194,5 +194,6 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "config.openapi.refuse_unknown_request_fields",
+        "config.openapi.nullable_references",
     ],
 }

@@ -18,10 +18,19 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from config.db import atomic_with_retry
-from config.errors import AlreadyOnImage, ApplicationError, IncompatibleImage, InvalidInput, NotFound
+from config.errors import (
+    AlreadyOnImage,
+    ApplicationError,
+    IncompatibleImage,
+    InsufficientCapacity,
+    InvalidImageConfig,
+    InvalidInput,
+    NotFound,
+)
 from config.logging import log_event
 from config.metrics import LOCK_WAIT_SECONDS, UPGRADE_SECONDS, UPGRADES, timed
 from config.statements import insert_row, update_row
+from config.units import BIGINT_MAX
 from hosts.counters import CounterCheck, host_counters_apply, host_counters_check, host_counters_write
 from hosts.locks import lock_host, lock_with_host
 from hosts.models import Host, Source
@@ -121,6 +130,24 @@ class UpgradeOutcome:
     @property
     def fits(self) -> dict[str, bool]:
         return self.counters.fits
+
+    @property
+    def would_apply(self) -> bool:
+        """A plan's verdict: applying it now would succeed."""
+        return self.error is None
+
+    @property
+    def capacity_checked(self) -> bool:
+        """Whether every check before capacity passed, so `fits` answers a real question."""
+        return self.error is None or isinstance(self.error, InsufficientCapacity)
+
+    @property
+    def new_known(self) -> bool:
+        """Whether `new` is an allocation the node could hold: not on an image of another
+        protocol or with invalid requirements, nor past 64 bits."""
+        if isinstance(self.error, IncompatibleImage | InvalidImageConfig):
+            return False
+        return all(amount <= BIGINT_MAX for _, amount in self.new.items())
 
 
 def _refusal(node: Node, old: ImageSpec, new: ImageSpec, allocation: Resources) -> ApplicationError | None:
