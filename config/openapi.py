@@ -34,11 +34,12 @@ Problem = inline_serializer(
 )
 
 _PROBLEM_DESCRIPTIONS = {
-    400: "`invalid`: malformed body, unknown or wrongly typed field, bad filter or cursor",
+    400: "`invalid`: malformed body, unknown or wrongly typed field, unknown query parameter, bad filter or cursor",
     401: "`not_authenticated`: no or bad credentials",
     403: "`permission_denied`: lacking the permission (force needs hosts.overcommit_host)",
     404: "`not_found`: the node, image or host does not exist",
     409: "`already_on_image`, `insufficient_capacity` or `counter_drift`",
+    411: "`length_required`: a chunked body where the server cannot tell where it ends (send Content-Length)",
     413: "`request_too_large`: body past the size limit",
     415: "`unsupported_media_type`: the body is not application/json",
     422: "`incompatible_image`, `invalid_image_config` or `resource_overflow`",

@@ -243,7 +243,7 @@ class ProblemField(serializers.Field):
 @extend_schema_serializer(component_name="UpgradeResult")
 class UpgradePlanSerializer(UpgradeSerializer):
     """The answer of an upgrade: the node and its host after it. With dry_run: the node as it is,
-    its host as it would be after, and `fits` and `error` (what applying would do)."""
+    its host as it would be after, and `would_apply`, `fits` and `error` (what applying would do)."""
 
     # This one schema documents both answers, so fits and error are not read-only (read-only
     # fields are marked required in the schema), and UpgradeSerializer renders the applied one.
