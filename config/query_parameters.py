@@ -37,7 +37,8 @@ def documented_query_parameters(view_func, method: str, route: str) -> frozenset
     actions = getattr(view_func, "actions", None)
     key = (view_func, method)
     if key not in _documented:
-        if actions is not None and method.lower() not in actions:
+        served = method.lower() in actions if actions is not None else hasattr(view_func.cls, method.lower())
+        if method == "OPTIONS" or not served:
             names = _NOT_DOCUMENTED
         else:
             with _lock:  # drf-spectacular's generator keeps state while it inspects a view

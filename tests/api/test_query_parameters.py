@@ -2,7 +2,11 @@
 `?host_id=` (the body field's name) must never list — or let a script delete — the whole fleet."""
 
 import pytest
-from django.urls import get_resolver
+from django.urls import get_resolver, path
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from config.query_parameters import documented_query_parameters
 from tests.api.conftest import assert_problem, snapshot
@@ -101,3 +105,26 @@ def _drf_views(patterns, prefix):
             yield from _drf_views(pattern.url_patterns, route)
         elif hasattr(pattern.callback, "cls"):
             yield pattern.callback, route
+
+
+class SinceView(APIView):
+    """A plain APIView as another part of the API might add one, with its own parameter."""
+
+    permission_classes = [AllowAny]
+
+    @extend_schema(parameters=[OpenApiParameter("since", int)], responses={200: None})
+    def get(self, request):
+        return Response({"since": request.query_params.get("since")})
+
+
+urlpatterns = [path("api/v1/since/", SinceView.as_view())]  # ROOT_URLCONF of the test below
+
+
+def test_a_view_added_later_is_checked_by_the_parameters_it_documents(client, settings):
+    settings.ROOT_URLCONF = __name__
+
+    assert client.get("/api/v1/since/?since=5").json() == {"since": "5"}
+    body = assert_problem(client.get("/api/v1/since/?snce=5"), 400, "invalid")
+    assert body["errors"] == {"snce": ["Unknown query parameter; did you mean since?"]}
+    assert_problem(client.put("/api/v1/since/?snce=5"), 405, "method_not_allowed")  # not served: not checked
+    assert client.options("/api/v1/since/?x=1").status_code == 200
