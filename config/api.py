@@ -1,6 +1,6 @@
 """The REST API's plumbing, shared by every endpoint: strict JSON parsing, content negotiation,
-token authentication, cursor pagination and OPTIONS metadata. Named in settings.REST_FRAMEWORK, so nothing here may
-import DRF's views (they import these classes)."""
+token authentication, cursor pagination and OPTIONS metadata. Named in settings.REST_FRAMEWORK,
+so nothing here may import DRF's views (they import these classes)."""
 
 import json
 import re
