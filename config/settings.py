@@ -103,7 +103,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -114,10 +114,14 @@ STORAGES = {
 }
 
 # Production hardening; all on unless DEBUG (override from the environment behind a proxy).
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# X-Forwarded-Proto is believed only when a TLS-terminating proxy in front says so: a gunicorn
+# reached directly would otherwise take any client's word that the request came over https.
+BEHIND_TLS_PROXY = env.bool("BEHIND_TLS_PROXY", default=False)
+if BEHIND_TLS_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
-# Load balancers probe /healthz over plain HTTP.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# Load balancers probe /healthz and Prometheus scrapes /metrics over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
@@ -149,7 +153,8 @@ LOGGING = {
 API_WRITE_THROTTLE_RATE = env.str("API_WRITE_THROTTLE_RATE", default="600/min")
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 
-# /metrics: with a token, callers must send `Authorization: Bearer <token>`; without, only loopback.
+# /metrics: callers send `Authorization: Bearer <token>`. Without a token it is closed, except
+# under DEBUG to loopback requests that no proxy forwarded (config.metrics).
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 # REST API (/api/v1/): token first (so a request without credentials gets 401), strict JSON,

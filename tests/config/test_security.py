@@ -43,3 +43,23 @@ def test_production_refuses_to_start_without_a_secret_key():
     result = run("import django; django.setup()")
     assert result.returncode != 0
     assert "SECRET_KEY" in result.stderr
+
+
+def test_x_forwarded_proto_is_believed_only_behind_a_declared_tls_proxy():
+    code = (
+        "import django; django.setup(); from django.conf import settings; "
+        "print(getattr(settings, 'SECURE_PROXY_SSL_HEADER', None))"
+    )
+    assert run(code, SECRET_KEY="x" * 50).stdout.strip() == "None"
+    behind = run(code, SECRET_KEY="x" * 50, BEHIND_TLS_PROXY="true")
+    assert behind.stdout.strip() == "('HTTP_X_FORWARDED_PROTO', 'https')"
+
+
+def test_a_client_sent_x_forwarded_proto_does_not_make_a_plain_request_secure(client, settings):
+    # settings_test runs without BEHIND_TLS_PROXY: a direct client's header is ignored.
+    settings.SECURE_SSL_REDIRECT = True
+
+    answer = client.get("/admin/login/", HTTP_X_FORWARDED_PROTO="https")
+
+    assert answer.status_code == 301
+    assert answer["Location"].startswith("https://")
