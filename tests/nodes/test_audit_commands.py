@@ -10,6 +10,7 @@ from django.core.management import CommandError, call_command
 
 from hosts.models import AuditRun, CounterRepair, Host
 from nodes.models import NodeLog
+from config.units import BIGINT_MAX
 from tests.factories import GiB
 from tests.hosts.drift import DEFAULTS, TRUTH, drifted_fleet, fleet, node, set_config, sql
 from tests.invariants import assert_counters_exact, counter_drift
@@ -279,8 +280,48 @@ def test_repair_json_lists_changes_and_what_is_left():
         "hosts_changed": 1,
         "nodes_changed": 0,
         "nodes_refused": 0,
+        "hosts_refused": 0,
         "findings_after": 3,
     }
+    assert document["hosts_refused"] == []
+
+
+def overflowing_and_drifted():
+    """h00's nodes sum past 2**63-1 of disk (its counters drifted too); h01's counters drifted."""
+    h00, h01 = fleet(2)
+    sql("UPDATE nodes_node SET disk_bytes = %s WHERE host_id = %s", BIGINT_MAX - 1, h00.pk)
+    sql("UPDATE hosts_host SET node_count = 9 WHERE id IN (%s, %s)", h00.pk, h01.pk)
+    return h00, h01
+
+
+@pytest.mark.django_db
+def test_one_overflowing_host_does_not_stop_the_repair_of_the_others():
+    h00, h01 = overflowing_and_drifted()
+
+    code, out = run("repair_counters")
+
+    assert code == 1
+    lines = out.splitlines()
+    assert "host h01: repaired node_count 9 -> 2" in lines
+    assert any(line.startswith("host h00: not repaired: The nodes of host h00 sum to") for line in lines)
+    assert "1 host(s) could not be repaired" in out
+    assert Host.objects.get(pk=h01.pk).node_count == 2
+    assert CounterRepair.objects.filter(host=h01).count() == 1
+    assert Host.objects.get(pk=h00.pk).node_count == 9
+
+
+@pytest.mark.django_db
+def test_one_overflowing_host_is_listed_in_the_json_beside_every_committed_change():
+    h00, h01 = overflowing_and_drifted()
+
+    code, out = run("repair_counters", "--json", "--batch-size", "1")
+
+    document = json.loads(out)
+    assert code == 1
+    assert [change["host"] for change in document["host_changes"]] == ["h01"]
+    [refused] = document["hosts_refused"]
+    assert refused["host_id"] == str(h00.pk) and refused["code"] == "resource_overflow"
+    assert document["summary"]["hosts_refused"] == 1 and document["summary"]["hosts_changed"] == 1
 
 
 @pytest.mark.django_db
