@@ -19,6 +19,11 @@ T = TypeVar("T")
 RETRYABLE = {"40001", "40P01"}
 ATTEMPTS = 3
 
+BUSY_DETAIL = (
+    "The database could not complete the change now (a lock wait timed out, a conflict "
+    "or a lost connection); nothing was written. Try again."
+)
+
 
 def _sqlstate(error: DatabaseError) -> str | None:
     cause = error.__cause__
@@ -44,9 +49,5 @@ def atomic_with_retry(work: Callable[[], T], *, attempts: int = ATTEMPTS) -> T:
                 time.sleep(random.uniform(0.005, 0.05) * attempt)
                 continue
             logger.warning("database busy: %s (sqlstate %s)", error, state)
-            raise Busy(
-                "The database could not complete the change now (a lock wait timed out, a conflict "
-                "or a lost connection); nothing was written. Try again.",
-                retry_after=1,
-            ) from error
+            raise Busy(BUSY_DETAIL, retry_after=1) from error
     raise AssertionError("unreachable")

@@ -126,14 +126,24 @@ def _report_rows(report) -> list[dict]:
 
 
 def repair_summary(report) -> str:
-    """One line for a repair: what changed, host by host, old → new."""
+    """One line for a repair: what changed, host by host, old → new; and the hosts it could not repair."""
+    refused = "".join(f" Not repaired: {refusal.host_name}: {refusal.error.detail}" for refusal in report.refused)
     if not report.changes:
+        if refused:
+            return f"Nothing repaired.{refused}"
         return f"Nothing to repair: the counters of the {report.hosts_checked} host(s) agree with their nodes."
     details = "; ".join(
         "{} ({})".format(row["host_name"], ", ".join(f"{c['label']} {c['old']} → {c['new']}" for c in row["counters"]))
         for row in _report_rows(report)
     )
-    return f"Repaired {len(report.changes)} host(s): {details}."
+    return f"Repaired {len(report.changes)} host(s): {details}.{refused}"
+
+
+def repair_level(report) -> int:
+    """The message level of a repair: success, warning when some hosts were refused, error when all were."""
+    if not report.refused:
+        return messages.SUCCESS
+    return messages.WARNING if report.changes else messages.ERROR
 
 
 @admin.register(Host)
@@ -303,9 +313,12 @@ class HostAdmin(LargeTableAdmin):
             return None
         if request.POST.get("step") == "apply":
             report = host_counters_repair(host_ids=host_ids, actor=request.user, source=Source.ADMIN)
-            self.message_user(request, repair_summary(report), messages.SUCCESS)
+            self.message_user(request, repair_summary(report), repair_level(report))
             return None
         report = host_counters_repair(host_ids=host_ids, dry_run=True, actor=request.user, source=Source.ADMIN)
+        for refusal in report.refused:
+            detail = f"{refusal.host_name} cannot be repaired: {refusal.error.detail}"
+            self.message_user(request, detail, messages.ERROR)
         return self._page(
             request,
             "admin/hosts/host/repair_counters.html",

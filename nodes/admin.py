@@ -10,14 +10,13 @@ from django.contrib.admin import helpers
 from django.contrib.admin.actions import delete_selected as confirm_delete_selected
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Exists, OuterRef
-from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from config.errors import ApplicationError, InvalidInput
 from config.units import RESOURCE_LABELS, RESOURCES, human_amount, human_bytes, human_cores
-from hosts.admin_helpers import LargeTableAdmin, ReadOnlyAdmin, TextInputFilter, as_uuid
+from hosts.admin_helpers import ErrorsAsMessages, LargeTableAdmin, ReadOnlyAdmin, TextInputFilter, as_uuid
 from hosts.models import Source
 from nodes.admin_forms import NodeCreateForm, UpgradeImageForm, requirements
 from nodes.admin_views import fleet_audit_view
@@ -67,7 +66,7 @@ class ImagePropertyInline(admin.TabularInline):
 
 
 @admin.register(Image)
-class ImageAdmin(admin.ModelAdmin):
+class ImageAdmin(ErrorsAsMessages):
     list_display = ["__str__", "protocol", "version", "minimum", "in_use"]
     list_filter = ["protocol"]
     search_fields = ["protocol", "version"]
@@ -294,13 +293,6 @@ class NodeAdmin(LargeTableAdmin):
         return self.render_change_form(request, context, add=True, form_url=form_url)
 
     # Delete: through node_delete --------------------------------------------------------------
-
-    def delete_view(self, request, object_id, extra_context=None):
-        try:
-            return super().delete_view(request, object_id, extra_context)
-        except ApplicationError as error:
-            self.message_user(request, error.detail, messages.ERROR)
-            return HttpResponseRedirect(reverse("admin:nodes_node_change", args=[object_id]))
 
     def delete_model(self, request, obj):
         node_delete(node_id=obj.pk, actor=request.user, source=Source.ADMIN)
