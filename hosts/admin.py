@@ -2,7 +2,6 @@
 the list's one query, and the audit and repair of counters (hosts.audit, hosts.repair) behind
 confirmation pages. Counters are read-only here: only the services write them."""
 
-from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.db.models import Count, F, Q
@@ -15,6 +14,7 @@ from hosts.admin_helpers import (
     LargeTableAdmin,
     PagedChangeList,
     PageFirstPaginator,
+    PrintableFieldsForm,
     ReadOnlyAdmin,
     counter_label,
     usage_bar,
@@ -87,8 +87,10 @@ def _exact_bytes(amount: int) -> str:
     return f"{human_bytes(amount)} ({amount:,} bytes)"
 
 
-class HostForm(forms.ModelForm):
+class HostForm(PrintableFieldsForm):
     """Capacity is typed in exact integers; the help under each says what it holds now in human units."""
+
+    printable_fields = ("name",)
 
     class Meta:
         model = Host

@@ -5,6 +5,7 @@ import logging
 import uuid
 from functools import cached_property
 
+from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
@@ -18,6 +19,7 @@ from django.utils.html import format_html
 
 from config.db import BUSY_DETAIL
 from config.errors import ApplicationError
+from config.text import printable_error
 from config.units import RESOURCE_LABELS, RESOURCES
 from hosts.models import COUNTER_OF_RESOURCE
 
@@ -160,6 +162,21 @@ class ReadOnlyAdmin(LargeTableAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class PrintableFieldsForm(forms.ModelForm):
+    """A model form whose `printable_fields` refuse control and invisible characters: a name
+    reaches terminals and log lines, where a newline or an escape sequence would forge output."""
+
+    printable_fields: tuple[str, ...] = ()
+
+    def clean(self):
+        cleaned = super().clean()
+        for name in self.printable_fields:
+            value = cleaned.get(name)
+            if isinstance(value, str) and (error := printable_error(value)):
+                self.add_error(name, error)
+        return cleaned
 
 
 def as_uuid(text: str) -> uuid.UUID | None:

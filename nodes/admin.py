@@ -16,7 +16,14 @@ from django.utils.html import format_html, format_html_join
 
 from config.errors import ApplicationError, InvalidInput
 from config.units import RESOURCE_LABELS, RESOURCES, human_amount, human_bytes, human_cores
-from hosts.admin_helpers import ErrorsAsMessages, LargeTableAdmin, ReadOnlyAdmin, TextInputFilter, as_uuid
+from hosts.admin_helpers import (
+    ErrorsAsMessages,
+    LargeTableAdmin,
+    PrintableFieldsForm,
+    ReadOnlyAdmin,
+    TextInputFilter,
+    as_uuid,
+)
 from hosts.models import Source
 from nodes.admin_forms import NodeCreateForm, UpgradeImageForm, requirements
 from nodes.admin_views import fleet_audit_view
@@ -41,8 +48,17 @@ def _nodes_running(image: Image | None) -> int:
     return image._nodes_running
 
 
+class ImagePropertyForm(PrintableFieldsForm):
+    printable_fields = ("key", "default_value")
+
+
+class ImageForm(PrintableFieldsForm):
+    printable_fields = ("protocol", "version")
+
+
 class ImagePropertyInline(admin.TabularInline):
     model = ImageProperty
+    form = ImagePropertyForm
     extra = 0
     fields = ["key", "default_value", "add_cpu_cores", "add_memory_bytes", "add_disk_bytes"]
     frozen_fields = ["key", "default_value", "adds"]
@@ -67,6 +83,7 @@ class ImagePropertyInline(admin.TabularInline):
 
 @admin.register(Image)
 class ImageAdmin(ErrorsAsMessages):
+    form = ImageForm
     list_display = ["__str__", "protocol", "version", "minimum", "in_use"]
     list_filter = ["protocol"]
     search_fields = ["protocol", "version"]

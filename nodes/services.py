@@ -21,6 +21,7 @@ from config.errors import AlreadyOnImage, ApplicationError, IncompatibleImage, I
 from config.logging import log_event
 from config.metrics import LOCK_WAIT_SECONDS, UPGRADE_SECONDS, UPGRADES, timed
 from config.statements import insert_row, update_row
+from config.text import printable_error
 from hosts.counters import CounterCheck, host_counters_apply, host_counters_check, host_counters_write
 from hosts.locks import lock_host, lock_with_host
 from hosts.models import Host, Source
@@ -277,6 +278,8 @@ def _validate_create_input(name, properties) -> dict[str, str]:
         errors["name"] = ["A node needs a non-empty name."]
     elif len(name) > NAME_MAX_LENGTH:
         errors["name"] = [f"At most {NAME_MAX_LENGTH} characters."]
+    elif unprintable := printable_error(name):
+        errors["name"] = [unprintable]
     if properties is None:
         properties = {}
     if not isinstance(properties, dict):

@@ -432,3 +432,19 @@ def test_saving_a_host_while_it_is_locked_answers_busy_as_a_message(short_lock_t
     assert response.status_code == 302 and response["Location"] == url
     assert messages_of(response) == [BUSY_DETAIL]
     assert Host.objects.get(pk=host.pk).cpu_cores == 8
+
+
+def test_a_host_name_with_control_characters_is_refused_by_the_form():
+    host = HostFactory(name="host-9")
+    client = client_for(staff("hosts.change_host"))
+    url = reverse("admin:hosts_host_change", args=[host.pk])
+    form = {"cpu_cores": "8", "memory_bytes": str(host.memory_bytes), "disk_bytes": str(host.disk_bytes)}
+
+    response = client.post(url, {**form, "name": "host-9\nhost h1: forged\x1b[2K"})
+
+    assert response.status_code == 200
+    assert (
+        "Control or invisible characters are not allowed (\\n, \\x1b)."
+        in response.context["adminform"].form.errors["name"]
+    )
+    assert Host.objects.get(pk=host.pk).name == "host-9"

@@ -3,6 +3,7 @@
 import io
 import json
 import logging
+import logging.config
 from types import SimpleNamespace
 
 import pytest
@@ -166,3 +167,26 @@ def test_a_refusal_logs_its_code(json_log):
         node_upgrade(node_id=node.pk, image_id=image.pk, source="cli")
     [line] = [entry for entry in json_log() if entry.get("event") == "upgrade_refused"]
     assert (line["code"], line["source"], line["request_id"]) == ("already_on_image", "cli", "-")
+
+
+def test_the_plain_log_format_escapes_control_characters_of_a_message():
+    from django.conf import settings as django_settings
+
+    formatter = logging.config.dictConfigClass({"version": 1}).configure_formatter(
+        django_settings.LOGGING["formatters"]["plain"]
+    )
+    record = logging.makeLogRecord(
+        {
+            "name": "nodes.services",
+            "levelno": logging.INFO,
+            "levelname": "INFO",
+            "request_id": "-",
+            "msg": "node_created node=%s",
+            "args": ("eth-1\n2026-01-01 INFO forged\x1b[2K",),
+        }
+    )
+
+    line = formatter.format(record)
+
+    assert "\n" not in line and "\x1b" not in line
+    assert line.endswith("node_created node=eth-1\\n2026-01-01 INFO forged\\x1b[2K")

@@ -8,9 +8,9 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
+from config.units import BIGINT_MAX
 from hosts.models import AuditRun, CounterRepair, Host
 from nodes.models import NodeLog
-from config.units import BIGINT_MAX
 from tests.factories import GiB
 from tests.hosts.drift import DEFAULTS, TRUTH, drifted_fleet, fleet, node, set_config, sql
 from tests.invariants import assert_counters_exact, counter_drift
@@ -312,7 +312,7 @@ def test_one_overflowing_host_does_not_stop_the_repair_of_the_others():
 
 @pytest.mark.django_db
 def test_one_overflowing_host_is_listed_in_the_json_beside_every_committed_change():
-    h00, h01 = overflowing_and_drifted()
+    h00, _h01 = overflowing_and_drifted()
 
     code, out = run("repair_counters", "--json", "--batch-size", "1")
 
@@ -364,3 +364,21 @@ def test_an_audit_of_the_fleet_records_its_summary_for_metrics_and_an_audit_of_s
     assert (audit.hosts_checked, audit.nodes_checked, audit.node_findings, audit.source) == (11, 20, 4, "cli")
     assert audit.drift["node_cpu_cores"] == {"hosts": 4, "amount": 3 + 1 + 6 + 4}  # h02, h03, empty, h09
     assert audit.drift["node_count"] == {"hosts": 3, "amount": 1 + 2 + 3}  # h00, h01, empty
+
+
+@pytest.mark.django_db
+def test_stored_names_with_control_characters_cannot_forge_lines_of_audit_or_repair():
+    host, _other = fleet(2)
+    forged = "h00\nhost h01: node_count recorded 0, expected 7\x1b[2K"
+    Host.objects.filter(pk=host.pk).update(name=forged)  # written around the app (old data)
+    sql("UPDATE hosts_host SET node_count = 9 WHERE id = %s", host.pk)
+
+    audit_code, audit = run("audit_resources")
+    repair_code, repair = run("repair_counters", "--dry-run")
+
+    escaped = "h00\\nhost h01: node_count recorded 0, expected 7\\x1b[2K"
+    assert audit.splitlines()[0] == f"host {escaped}: node_count recorded 9, expected 2"
+    assert len(audit.splitlines()) == 2  # the finding and the summary
+    assert repair.splitlines()[0] == f"host {escaped}: would change node_count 9 -> 2"
+    assert "\x1b" not in audit + repair
+    assert (audit_code, repair_code) == (1, 1)

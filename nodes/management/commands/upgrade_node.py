@@ -7,6 +7,7 @@ permission here."""
 from django.core.management.base import BaseCommand, CommandError
 
 from config.errors import ApplicationError
+from config.text import escape_unprintable
 from config.units import RESOURCE_LABELS, human_amount
 from hosts.models import COUNTER_OF_RESOURCE, Source
 from nodes.selectors import image_by_id_or_label, node_by_id_or_name
@@ -56,7 +57,7 @@ class Command(BaseCommand):
             else:
                 outcome = node_upgrade(node_id=target.pk, image_id=to_image.pk, force=force, source=Source.CLI)
         except ApplicationError as error:
-            raise CommandError(error.detail, returncode=1) from None
+            raise CommandError(escape_unprintable(error.detail), returncode=1) from None
 
         heading = "Plan" if dry_run else "Upgraded"
         lines = [
@@ -68,6 +69,6 @@ class Command(BaseCommand):
         if dry_run:
             lines += _plan_lines(outcome)
             lines.append(f"Would be refused: {outcome.error.detail}" if outcome.error else "Would apply.")
-        self.stdout.write("\n".join(lines))
+        self.stdout.write("\n".join(map(escape_unprintable, lines)))  # stored names: no forged lines
         if dry_run and outcome.error:
             raise CommandError(f"dry run: {outcome.error.code}", returncode=1)
