@@ -464,7 +464,7 @@ def _plan_row(row) -> dict:
 class NodeLogAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "event", "node_name", "host_name", "image_change", "allocation_change", "by"]
     list_select_related = ["old_image", "new_image", "actor"]
-    list_filter = ["event", "source", "forced"]
+    list_filter = ["event", "source", "forced", "force_requested"]
     search_fields = ["node_name", "host_name"]
     id_search_field = "node_id"
     search_help_text = "Node or host name (or part of it), or a node id."

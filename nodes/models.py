@@ -146,7 +146,9 @@ class NodeLog(models.Model):
     new_cpu_cores = models.BigIntegerField(null=True)
     new_memory_bytes = models.BigIntegerField(null=True)
     new_disk_bytes = models.BigIntegerField(null=True)
+    # Whether force was needed (something went past capacity); force_requested: whether it was asked.
     forced = models.BooleanField(default=False)
+    force_requested = models.BooleanField(default=False, db_default=False)
     warnings = models.JSONField(default=list, blank=True)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     source = models.CharField(max_length=10, choices=Source.choices)
