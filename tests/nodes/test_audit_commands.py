@@ -164,8 +164,9 @@ def test_the_audit_command_runs_the_same_queries_whatever_the_fleet_size(hosts, 
     sql("UPDATE hosts_host SET node_count = 9 WHERE id = %s", made[-1].pk)
     sql("UPDATE nodes_node SET memory_bytes = 1 WHERE name = 'h00-a'")
 
-    # node count, host count, host audit, image specs (2), combinations, wrong nodes, the AuditRun
-    with django_assert_num_queries(8):
+    # node count, host count, host audit, image specs (2), combinations, wrong nodes, whether the
+    # database is read-only, the AuditRun
+    with django_assert_num_queries(9):
         code, out = run("audit_resources")
 
     assert code == 1 and len(out.splitlines()) == 4  # h00 memory, last host count, h00-a memory, summary
@@ -382,3 +383,49 @@ def test_stored_names_with_control_characters_cannot_forge_lines_of_audit_or_rep
     assert repair.splitlines()[0] == f"host {escaped}: would change node_count 9 -> 2"
     assert "\x1b" not in audit + repair
     assert (audit_code, repair_code) == (1, 1)
+
+
+@pytest.fixture
+def read_only_session():
+    """This session's transactions are read-only from now on, as on a hot-standby replica."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE")
+
+
+def run_with_stderr(command, *args):
+    out, err = StringIO(), StringIO()
+    try:
+        call_command(command, *args, stdout=out, stderr=err)
+    except CommandError as error:
+        return error.returncode, out.getvalue(), err.getvalue()
+    return 0, out.getvalue(), err.getvalue()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_audit_on_a_read_only_database_keeps_its_exit_codes_and_records_nothing(read_only_session):
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE")
+    host, _other = fleet(2)
+    with connection.cursor() as cursor:
+        cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+
+    clean = run_with_stderr("audit_resources")
+    clean_json = run_with_stderr("audit_resources", "--json")
+    with connection.cursor() as cursor:
+        cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE")
+        cursor.execute("UPDATE hosts_host SET node_count = 9 WHERE id = %s", [host.pk])
+        cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+    found = run_with_stderr("audit_resources")
+
+    assert clean[0] == 0 and clean[1].endswith("no findings.\n")
+    assert "the database is read-only" in clean[2] and "not recorded" in clean[2]
+    assert clean_json[0] == 0 and json.loads(clean_json[1])["summary"]["host_findings"] == 0
+    assert found[0] == 1 and "host h00: node_count recorded 9, expected 2" in found[1]
+    assert AuditRun.objects.count() == 0
