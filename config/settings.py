@@ -103,15 +103,16 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
-        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
-        if not DEBUG
-        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage" if DEBUG else "config.static.StaticStorage"
     },
 }
+# Not collected (gunicorn started without `collectstatic`): whitenoise serves the apps' files
+# and config.static.StaticStorage names them unhashed, with a warning at start.
+WHITENOISE_USE_FINDERS = not (STATIC_ROOT / "staticfiles.json").exists()
 
 # Production hardening; all on unless DEBUG (override from the environment behind a proxy).
 # X-Forwarded-Proto is believed only when a TLS-terminating proxy in front says so: a gunicorn
