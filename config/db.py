@@ -30,6 +30,16 @@ def _sqlstate(error: DatabaseError) -> str | None:
     return getattr(cause, "sqlstate", None) or getattr(getattr(cause, "diag", None), "sqlstate", None)
 
 
+def read_one_snapshot() -> None:
+    """Makes the transaction just begun read every statement from one snapshot (REPEATABLE
+    READ, READ ONLY): a preview built from several reads then describes one moment, not
+    counters from before a concurrent change and the nodes from after it. Call it first thing
+    in the outermost `atomic()` block; elsewhere (a savepoint, SQLite) it does nothing."""
+    if connection.vendor == "postgresql" and len(connection.atomic_blocks) == 1 and not connection.savepoint_ids:
+        with connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+
+
 def atomic_with_retry(work: Callable[[], T], *, attempts: int = ATTEMPTS) -> T:
     """Runs `work` in `transaction.atomic()`. A deadlock or serialization failure is retried
     (with jitter) up to `attempts` times when this is the outermost transaction; a lock timeout,

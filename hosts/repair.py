@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from config.db import atomic_with_retry
+from config.db import atomic_with_retry, read_one_snapshot
 from config.errors import ApplicationError, ResourceOverflow
 from config.units import BIGINT_MAX
 from hosts.audit import host_drift_scan, host_truths
@@ -148,6 +148,8 @@ def host_counters_repair(
 
         def attempt():
             refused.clear()  # a retried transaction starts over
+            if dry_run:  # unlocked: the counters and the truth read in one snapshot
+                read_one_snapshot()
             return host_counters_reconcile(host_ids=pks, dry_run=dry_run, actor=actor, source=source, refused=refused)
 
         try:

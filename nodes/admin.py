@@ -9,6 +9,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.actions import delete_selected as confirm_delete_selected
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import Count, Exists, OuterRef
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -104,6 +105,12 @@ class ImageAdmin(ErrorsAsMessages):
 
     def has_delete_permission(self, request, obj=None):
         return not _nodes_running(obj) and super().has_delete_permission(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        """One Image.delete() each (it locks the image and counts its nodes first), in pk order."""
+        with transaction.atomic():
+            for image in queryset.order_by("pk"):
+                image.delete()
 
     def get_deleted_objects(self, objs, request):
         """Refuses images in use up front, rather than listing every node that protects them."""

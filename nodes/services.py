@@ -26,7 +26,7 @@ from config.text import printable_error
 from hosts.counters import CounterCheck, host_counters_apply, host_counters_check, host_counters_write
 from hosts.locks import lock_host, lock_with_host
 from hosts.models import Host, Source
-from nodes.locks import node_with_images
+from nodes.locks import node_with_images, share_image
 from nodes.models import Command, CommandKind, Image, Node, NodeEvent, NodeLog, NodeState
 from nodes.resources import ImageSpec, PropertySpec, Resources, carry_over, full_config, required_allocation
 
@@ -57,8 +57,11 @@ def _as_uuid(value, what: str) -> uuid.UUID:
 
 
 def _image(image_id) -> ImageSpec:
+    """The image a node is placed on, its row shared-locked first (nodes.locks.share_image)."""
+    pk = _as_uuid(image_id, "image")
+    share_image(pk)
     try:
-        return image_spec(Image.objects.prefetch_related("properties").get(pk=_as_uuid(image_id, "image")))
+        return image_spec(Image.objects.prefetch_related("properties").get(pk=pk))
     except Image.DoesNotExist:
         raise NotFound(f"No image with id {image_id}.") from None
 
