@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import DatabaseError
 from django.http import HttpResponse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_safe
+from django.views.decorators.csrf import csrf_exempt
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -103,12 +103,21 @@ def _registry():
     return REGISTRY
 
 
+def _text(status: int, text: str) -> HttpResponse:
+    """An error of /metrics, in the text its scrapers read (not Django's HTML)."""
+    return HttpResponse(text + "\n", status=status, content_type="text/plain; charset=utf-8")
+
+
+@csrf_exempt  # no session or form here: a POST gets the 405 below, not CSRF's HTML 403
 @never_cache
-@require_safe
 def metrics_view(request):
+    if request.method not in ("GET", "HEAD"):
+        response = _text(405, f"/metrics answers GET and HEAD, not {request.method}.")
+        response["Allow"] = "GET, HEAD"
+        return response
     refusal = _refusal(request)
     if refusal:
-        return HttpResponse(refusal + "\n", status=403, content_type="text/plain; charset=utf-8")
+        return _text(403, refusal)
     from hosts.audit_record import publish_last_audit
 
     try:

@@ -92,6 +92,17 @@ def test_metrics_without_a_token_under_debug_answer_loopback_that_no_proxy_forwa
         assert client.get("/metrics", **{header: "203.0.113.9"}).status_code == 403, header
 
 
+def test_metrics_answer_other_methods_with_a_plain_text_405():
+    from django.test import Client
+
+    answer = Client(enforce_csrf_checks=True).post("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+
+    assert answer.status_code == 405
+    assert answer["Allow"] == "GET, HEAD"
+    assert answer["Content-Type"] == "text/plain; charset=utf-8"
+    assert answer.content.decode().startswith("/metrics answers GET and HEAD")
+
+
 def test_metrics_are_not_redirected_to_https(client, settings):
     settings.SECURE_SSL_REDIRECT = True
 
