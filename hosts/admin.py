@@ -4,6 +4,7 @@ confirmation pages. Counters are read-only here: only the services write them.""
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.db import transaction
 from django.db.models import Count, F, Q
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -249,6 +250,12 @@ class HostAdmin(LargeTableAdmin):
             obj.save(update_fields=[field for field in form.changed_data if field in CAPACITY_FIELDS])
         else:
             obj.save()
+
+    def delete_queryset(self, request, queryset):
+        """One Host.delete() each (it locks the host and counts its nodes first), in pk order."""
+        with transaction.atomic():
+            for host in queryset.order_by("pk"):
+                host.delete()
 
     def get_deleted_objects(self, objs, request):
         """Refuses hosts that still hold nodes up front, rather than listing every node."""

@@ -1,6 +1,6 @@
-"""Images changed or deleted while a node is placed on them or moved to them, on PostgreSQL with
-real commits: the competing change runs in another session exactly inside the service's
-transaction (RunBefore-style), and either waits for it or is refused; nothing answers 500 and
+"""Images (and hosts) changed or deleted while a node is placed on them or moved to them, on
+PostgreSQL with real commits: the competing change runs in another session exactly inside the
+service's transaction (RunBefore-style), and either waits for it or is refused; nothing answers 500 and
 no node runs on requirements that changed under it."""
 
 import threading
@@ -11,6 +11,7 @@ from django.db import connection, connections
 
 import hosts.repair
 import nodes.services
+from hosts.models import Host
 from hosts.repair import host_counters_repair
 from nodes.audit import node_allocation_findings
 from nodes.models import Image, Node
@@ -148,3 +149,16 @@ def test_a_repair_dry_run_reads_counters_and_nodes_from_one_moment(monkeypatch):
     assert competitor.error is None
     assert report.changes == []  # no phantom drift from reads of two moments
     assert_counters_exact()
+
+
+def test_a_host_deleted_during_a_create_on_it_waits_and_is_then_refused(monkeypatch):
+    host = HostFactory()
+    delete_host = lambda: Host.objects.get(pk=host.pk).delete()  # noqa: E731
+    competitor = compete_inside(monkeypatch, nodes.services, "full_config", delete_host)
+
+    node_create(name="first", host_id=host.pk, image_id=ImageFactory().pk)
+    competitor.join()
+
+    assert isinstance(competitor.error, ValidationError)
+    assert "holds 1 node(s)" in str(competitor.error)
+    assert Node.objects.filter(name="first", host=host).exists()
