@@ -171,7 +171,7 @@ def _after_line(leftover: int, *, dry_run: bool, fix_nodes: bool, hosts_left: in
     if not leftover:
         return "clean."
     if refused and not hosts_left:
-        return f"{leftover} finding(s) left: the counters of the host(s) that could not be repaired (above)."
+        return f"{leftover} finding(s) left, the counters of the host(s) that could not be repaired (above) among them."
     if hosts_left:
         return (
             f"{leftover} finding(s) left: counters changed around the application while the repair ran; run it again."
