@@ -39,6 +39,9 @@ def test_upgrade_node_from_a_shell_exits_0_1_and_2():
     would_refuse = manage("upgrade_node", "eth-a", "ethereum@9.0", "--dry-run")
     assert would_refuse.returncode == 1 and "Would be refused: not enough CPU" in would_refuse.stdout
 
+    unneeded = manage("upgrade_node", "eth-a", "ethereum@1.0", "--force")
+    assert unneeded.returncode == 0 and "(--force not needed: it fits)" in unneeded.stdout
+
     forced = manage("upgrade_node", "eth-a", "ethereum@9.0", "--force")
     assert forced.returncode == 0 and "(forced)" in forced.stdout
     assert NodeLog.objects.filter(forced=True).count() == 1

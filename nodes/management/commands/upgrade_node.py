@@ -39,6 +39,13 @@ def _plan_lines(outcome: UpgradeOutcome) -> list[str]:
     return lines
 
 
+def _forced_note(outcome: UpgradeOutcome, force: bool) -> str:
+    """` (forced)` when force placed the node past capacity, as NodeLog's `forced` records it."""
+    if not force:
+        return ""
+    return " (forced)" if not all(outcome.fits.values()) else " (--force not needed: it fits)"
+
+
 class Command(BaseCommand):
     help = "Upgrades a node to another image of its protocol (NODE: id or name; IMAGE: id or protocol@version)."
 
@@ -62,7 +69,7 @@ class Command(BaseCommand):
         heading = "Plan" if dry_run else "Upgraded"
         lines = [
             f"{heading}: {outcome.node.name} on {outcome.host.name}: "
-            f"{outcome.from_image.label} -> {outcome.to_image.label}{' (forced)' if force else ''}",
+            f"{outcome.from_image.label} -> {outcome.to_image.label}{_forced_note(outcome, force)}",
             *_allocation_lines(outcome),
             *(f"  warning: {warning}" for warning in outcome.warnings),
         ]
