@@ -99,10 +99,14 @@ class HostForm(PrintableFieldsForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["cpu_cores"].help_text = "Cores."
+        # Staff who may only view get a form without these fields (they show read-only); a new
+        # host has a pk already (its UUID default), so `_state.adding` tells that it has no values.
+        if "cpu_cores" in self.fields:
+            self.fields["cpu_cores"].help_text = "Cores."
         for name in ("memory_bytes", "disk_bytes"):
-            now = f" Now {_exact_bytes(getattr(self.instance, name))}." if self.instance.pk else ""
-            self.fields[name].help_text = f"Bytes (1 GiB = 1073741824).{now}"
+            if name in self.fields:
+                now = "" if self.instance._state.adding else f" Now {_exact_bytes(getattr(self.instance, name))}."
+                self.fields[name].help_text = f"Bytes (1 GiB = 1073741824).{now}"
 
 
 def _amount(counter: str, value: int) -> str:
@@ -173,6 +177,10 @@ class HostAdmin(LargeTableAdmin):
     ]
     readonly_fields = ["usage", "nodes", "counter_cpu", "counter_memory", "counter_disk", "counter_check"]
 
+    def get_fieldsets(self, request, obj=None):
+        # A host being added has no nodes: its counters start at zero, nothing to show yet.
+        return self.fieldsets if obj is not None else self.fieldsets[:2]
+
     def get_queryset(self, request):
         # The expected counters and `has_drift` are correlated subqueries of the list's one
         # query: computed for the rows of the page only (and for all rows when filtering on drift).
@@ -209,8 +217,6 @@ class HostAdmin(LargeTableAdmin):
 
     @admin.display(description="usage")
     def usage(self, host):
-        if host.pk is None:
-            return "—"
         return format_html("{}{}{}", *(_usage(host, resource) for resource in RESOURCES))
 
     @admin.display(description="node CPU cores")
@@ -227,8 +233,6 @@ class HostAdmin(LargeTableAdmin):
 
     @admin.display(description="check against its nodes")
     def counter_check(self, host):
-        if host.pk is None:
-            return "—"
         if not host.has_drift:
             return "The counters agree with the host's nodes."
         return format_html(
