@@ -1,5 +1,6 @@
 """The upgrade's locked read: ONE statement that locks a node and its host — node, then host,
-the order hosts.locks sets for every writer — and reads both images with their properties.
+the order hosts.locks sets for every writer — and reads both images with their properties,
+holding FOR KEY SHARE on the images' rows (share_image) until the upgrade commits.
 
 It is hand-written SQL because it is the hot path of every upgrade: compiled by the ORM it took
 two queries and about 2 ms of CPU, here one query and a tenth of that (docs/performance.md).
@@ -30,7 +31,7 @@ def _statement(lock: bool) -> str:
         f" JOIN {Host._meta.db_table} h ON h.id = n.host_id"
         f" JOIN {Image._meta.db_table} i ON i.id IN (n.image_id, %s)"
         f" LEFT JOIN {ImageProperty._meta.db_table} p ON p.image_id = i.id"
-        " WHERE n.id = %s ORDER BY i.id, p.key" + (" FOR NO KEY UPDATE OF n, h" if lock else "")
+        " WHERE n.id = %s ORDER BY i.id, p.key" + (" FOR NO KEY UPDATE OF n, h FOR KEY SHARE OF i" if lock else "")
     )
 
 
@@ -52,6 +53,18 @@ def _converted(fields, values):
             value = converter(value, column, connection)
         converted.append(value)
     return converted
+
+
+def share_image(pk) -> None:
+    """Holds FOR KEY SHARE on an image's row until the transaction ends, as every writer that
+    places a node on an image or moves one to it does before reading the image. Changing or
+    deleting an image (nodes.models) takes FOR UPDATE first, so it waits for those writers and
+    then counts their nodes; they, in turn, wait for it and read the image as it committed (or
+    find it gone: `not_found`), never a placement on requirements that changed under it."""
+    if connection.vendor != "postgresql":  # SQLite (make run) serializes writers anyway
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT 1 FROM {Image._meta.db_table} WHERE id = %s FOR KEY SHARE", [pk])
 
 
 def _node_image_missing(rows) -> bool:

@@ -8,6 +8,7 @@ the NodeLog entry and the Command together, or nothing.
 """
 
 import copy
+import functools
 import logging
 import time
 import uuid
@@ -30,11 +31,12 @@ from config.errors import (
 from config.logging import log_event
 from config.metrics import LOCK_WAIT_SECONDS, UPGRADE_SECONDS, UPGRADES, timed
 from config.statements import insert_row, update_row
+from config.text import printable_error
 from config.units import BIGINT_MAX
 from hosts.counters import CounterCheck, host_counters_apply, host_counters_check, host_counters_write
 from hosts.locks import lock_host, lock_with_host
 from hosts.models import Host, Source
-from nodes.locks import node_with_images
+from nodes.locks import node_with_images, share_image
 from nodes.models import Command, CommandKind, Image, Node, NodeEvent, NodeLog, NodeState
 from nodes.resources import ImageSpec, PropertySpec, Resources, carry_over, full_config, required_allocation
 
@@ -65,8 +67,11 @@ def _as_uuid(value, what: str) -> uuid.UUID:
 
 
 def _image(image_id) -> ImageSpec:
+    """The image a node is placed on, its row shared-locked first (nodes.locks.share_image)."""
+    pk = _as_uuid(image_id, "image")
+    share_image(pk)
     try:
-        return image_spec(Image.objects.prefetch_related("properties").get(pk=_as_uuid(image_id, "image")))
+        return image_spec(Image.objects.prefetch_related("properties").get(pk=pk))
     except Image.DoesNotExist:
         raise NotFound(f"No image with id {image_id}.") from None
 
@@ -78,7 +83,18 @@ def _lock_node(node_id) -> Node:
         raise NotFound(f"No node with id {node_id}.") from None
 
 
-def _log(event: str, node: Node, host: Host, *, actor, source, forced: bool = False, warnings=(), **fields) -> None:
+def _log(
+    event: str,
+    node: Node,
+    host: Host,
+    *,
+    actor,
+    source,
+    forced: bool = False,
+    force_requested: bool = False,
+    warnings=(),
+    **fields,
+) -> None:
     insert_row(
         NodeLog,
         event=event,
@@ -89,6 +105,7 @@ def _log(event: str, node: Node, host: Host, *, actor, source, forced: bool = Fa
         actor_id=actor.pk if actor is not None and actor.is_authenticated else None,
         source=source,
         forced=forced,
+        force_requested=force_requested,
         warnings=list(warnings),
         created_at=timezone.now(),
         **fields,
@@ -101,6 +118,37 @@ def _command(kind: str, node: Node, host: Host, payload: dict) -> None:
 
 def _allocation_fields(prefix: str, amounts: Resources) -> dict[str, int]:
     return {prefix + name: amount for name, amount in amounts.items()}
+
+
+def _forced(check: CounterCheck, force: bool) -> bool:
+    """Whether `force` was needed: some resource that grows went past the host's capacity."""
+    return force and not all(check.fits.values())
+
+
+def _refusals_logged(event: str, **fields: str):
+    """Decorates a service so that each refusal (ApplicationError) logs one line `event` with
+    the error's code and detail; `fields` name a log field after the keyword argument it shows."""
+
+    def decorate(service):
+        @functools.wraps(service)
+        def logged(**kwargs):
+            try:
+                return service(**kwargs)
+            except ApplicationError as error:
+                log_event(
+                    logger,
+                    event,
+                    **{name: str(kwargs.get(argument)) for name, argument in fields.items()},
+                    code=error.code,
+                    detail=error.detail,
+                    actor=_actor_name(kwargs.get("actor")),
+                    source=kwargs.get("source", Source.API),
+                )
+                raise
+
+        return logged
+
+    return decorate
 
 
 # ---------------------------------------------------------------------------------------------
@@ -239,7 +287,8 @@ def node_upgrade(*, node_id, image_id, force: bool = False, actor=None, source: 
             source=source,
             old_image_id=outcome.from_image.id,
             new_image_id=outcome.to_image.id,
-            forced=force,
+            forced=_forced(outcome.counters, force),
+            force_requested=force,
             warnings=outcome.warnings,
             **_allocation_fields("old_", outcome.old),
             **_allocation_fields("new_", outcome.new),
@@ -289,7 +338,8 @@ def _log_upgrade(outcome: UpgradeOutcome, *, actor, source, force):
         old=outcome.old.as_dict(),
         new=outcome.new.as_dict(),
         delta=outcome.delta.as_dict(),
-        forced=force,
+        forced=_forced(outcome.counters, force),
+        force_requested=force,
         actor=_actor_name(actor),
         source=source,
     )
@@ -305,6 +355,8 @@ def _validate_create_input(name, properties) -> dict[str, str]:
         errors["name"] = ["A node needs a non-empty name."]
     elif len(name) > NAME_MAX_LENGTH:
         errors["name"] = [f"At most {NAME_MAX_LENGTH} characters."]
+    elif unprintable := printable_error(name):
+        errors["name"] = [unprintable]
     if properties is None:
         properties = {}
     if not isinstance(properties, dict):
@@ -336,6 +388,7 @@ class NodeChange:
     host: Host
 
 
+@_refusals_logged("create_refused", node="name", host="host_id", image="image_id")
 def node_create(
     *,
     name: str,
@@ -367,7 +420,9 @@ def node_create(
             raise _name_taken(name)
         config = full_config(spec, properties)
         allocation = required_allocation(spec.validate(), config).check_within_bigint(f"Node {name} on {spec.label}")
-        host = host_counters_apply(host=host, delta=allocation, node_count_delta=1, force=force)
+        check = host_counters_check(host=host, delta=allocation, node_count_delta=1, force=force)
+        host = host_counters_write(host=host, check=check)
+        forced = _forced(check, force)
         node = Node.objects.create(
             name=name, host=host, image_id=spec.id, properties=config, state=NodeState.RUNNING, **allocation.as_dict()
         )
@@ -378,7 +433,8 @@ def node_create(
             actor=actor,
             source=source,
             new_image_id=spec.id,
-            forced=force,
+            forced=forced,
+            force_requested=force,
             **_allocation_fields("new_", allocation),
         )
         _command(CommandKind.NODE_CREATE, node, host, {"image_id": str(spec.id), "properties": config})
@@ -390,7 +446,8 @@ def node_create(
                 host=host.name,
                 image=spec.label,
                 allocation=allocation.as_dict(),
-                forced=force,
+                forced=forced,
+                force_requested=force,
                 actor=_actor_name(actor),
                 source=source,
             )
@@ -403,6 +460,7 @@ def node_create(
         raise _name_taken(name) from None
 
 
+@_refusals_logged("delete_refused", node="node_id")
 def node_delete(*, node_id, actor=None, source: str = Source.API) -> NodeChange:
     """Removes a node: counters -= its allocation and node_count - 1 (refused with
     `counter_drift` if one would go below zero), NodeLog `deleted`, Command `node_delete`."""
