@@ -107,6 +107,9 @@ AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_RESET_ON_SUCCESS = True
 AXES_ENABLE_ACCESS_FAILURE_LOG = True  # every failure, kept for the admin (Axes > Access failures)
 AXES_LOCKOUT_TEMPLATE = "admin/nf_locked_out.html"
+# The client address as the API sees it: NUM_PROXIES (below) says how many X-Forwarded-For
+# entries to trust, so a client behind the proxy is locked out, not the proxy.
+AXES_CLIENT_IP_CALLABLE = "tokens.failures.client_ip"
 AXES_VERBOSE = False  # config.logins logs every failure and lockout (with the request id)
 # Time-based one-time passwords (django-otp): staff who enrolled a device give its code at
 # login; with ADMIN_REQUIRE_2FA, a superuser without a verified device is refused the admin.
