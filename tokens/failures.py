@@ -13,9 +13,15 @@ from django.core.cache import cache
 from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
 
+def client_ip(request) -> str | None:
+    """REMOTE_ADDR (or the trusted X-Forwarded-For entry); None when the server gave none. The
+    admin login lockout (AXES_CLIENT_IP_CALLABLE) counts per this address too."""
+    return BaseThrottle().get_ident(request) or None
+
+
 def client_address(request) -> str:
-    """REMOTE_ADDR (or the trusted X-Forwarded-For entry); "-" when the server gave none."""
-    return BaseThrottle().get_ident(request) or "-"
+    """client_ip() for log lines and counts: "-" when the server gave none."""
+    return client_ip(request) or "-"
 
 
 def _rate() -> tuple[int, int] | tuple[None, None]:

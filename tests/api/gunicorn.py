@@ -48,7 +48,11 @@ def _wait_healthy(base_url: str, process: subprocess.Popen, timeout: float) -> N
 
 @contextmanager
 def gunicorn(
-    *, workers: int, log: Path, settings_module: str = "config.settings", extra_env: dict[str, str] | None = None
+    *,
+    workers: int,
+    log: Path,
+    settings_module: str = "config.settings",
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[str]:
     """Runs `gunicorn config.wsgi` with `workers` workers (and these environment variables on
     top of the defaults below); yields its base URL. Pages that render the admin's HTML need
