@@ -30,7 +30,7 @@ def test_an_upgrade_is_begin_one_locked_read_one_write_commit(fleet):
         node_upgrade(node_id=node.pk, image_id=new.pk)
 
     assert kinds(statements) == ["BEGIN", "SELECT", "WITH", "COMMIT"], statements
-    assert statements[1].endswith("FOR NO KEY UPDATE OF n, h")
+    assert statements[1].endswith("FOR NO KEY UPDATE OF n, h FOR KEY SHARE OF i")
     write = statements[2]
     for part in (
         'UPDATE "hosts_host"',
