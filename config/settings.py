@@ -39,6 +39,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "config.logging.RequestIdMiddleware",
+    "config.health.HealthCheckMiddleware",  # before anything that checks the Host header or CSRF
+    "config.request_body.ChunkedBodyMiddleware",  # before anything reads the body
     "django.middleware.security.SecurityMiddleware",
     "django_permissions_policy.PermissionsPolicyMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -51,6 +53,7 @@ MIDDLEWARE = [
     "config.sessions.StaffSessionMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "config.query_parameters.UnknownQueryParameterMiddleware",
     "axes.middleware.AxesMiddleware",  # last, as django-axes requires
 ]
 
@@ -216,6 +219,9 @@ LOGGING = {
     "loggers": {"axes": {"level": "WARNING"}},
 }
 
+# The longest value a node's property may hold (characters); longer ones are refused (400 `invalid`).
+NODE_PROPERTY_VALUE_MAX_LENGTH = env.int("NODE_PROPERTY_VALUE_MAX_LENGTH", default=1000)
+
 # API writes per user (DRF rate: "600/min"; empty for no limit), counted in CACHES["default"].
 API_WRITE_THROTTLE_RATE = env.str("API_WRITE_THROTTLE_RATE", default="600/min")
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
@@ -236,6 +242,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": ["config.api.StrictJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "config.api.ProblemAwareNegotiation",
     "DEFAULT_PAGINATION_CLASS": "config.api.StrictCursorPagination",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -261,5 +268,6 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "config.openapi.refuse_unknown_request_fields",
+        "config.openapi.nullable_references",
     ],
 }
