@@ -1,7 +1,7 @@
 """The locked reads of the node's writers, each ONE statement: the upgrade's (a node and its
 host — node, then host, the order hosts.locks sets for every writer — with both images and
-their properties and the node's open command, holding FOR KEY SHARE on the images' rows
-(share_image) until the upgrade commits) and the agent outcome's (a command with its node and
+their properties, holding FOR KEY SHARE on the images' rows (share_image) until the upgrade
+commits, and the node's open command) and the agent outcome's (a command with its node and
 host, locked node, host, command).
 
 It is hand-written SQL because it is the hot path of every upgrade: compiled by the ORM it took
@@ -73,6 +73,18 @@ def share_image(pk) -> None:
         return
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT 1 FROM {Image._meta.db_table} WHERE id = %s FOR KEY SHARE", [pk])
+
+
+def share_image_if_exists(pk) -> bool:
+    """share_image for a writer that moves a node back onto an image it no longer holds (a
+    rollback's `from`), telling whether the image still exists."""
+    lock = " FOR KEY SHARE" if connection.vendor == "postgresql" else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT 1 FROM {Image._meta.db_table} WHERE id = %s{lock}",
+            [Image._meta.pk.get_db_prep_value(pk, connection)],
+        )
+        return cursor.fetchone() is not None
 
 
 def _stale(rows) -> bool:
@@ -183,3 +195,9 @@ def command_with_node(command_id: int, host_id=None) -> tuple[Command | None, No
         connection.alias, [f.attname for f in _COMMAND_ALL], _converted(_COMMAND_ALL, row[ends[1] :])
     )
     return command, node
+
+
+def model_from_row(model, fields: list, values):
+    """An instance of `model` from raw column values of `fields` (in the model's field order),
+    converted as the ORM converts them on this database."""
+    return model.from_db(connection.alias, [f.attname for f in fields], _converted(fields, values))

@@ -22,6 +22,7 @@ from config.db import atomic_with_retry
 from config.errors import (
     AlreadyOnImage,
     ApplicationError,
+    Busy,
     IncompatibleImage,
     InsufficientCapacity,
     InvalidImageConfig,
@@ -315,7 +316,7 @@ def _upgrade_outcome(node: Node, old: ImageSpec, new: ImageSpec, command, *, for
         counters=check,
         warnings=warnings,
         error=_refusal(node, old, new, allocation, command) or check.error,
-        superseded=command if command is not None and command.status == CommandStatus.PENDING else None,
+        superseded=command if busy_refusal(node, command) is None else None,
     )
 
 
@@ -413,20 +414,21 @@ def node_upgrade(*, node_id, image_id, force: bool = False, actor=None, source: 
     COMMIT, on PostgreSQL; tests/nodes/test_statement_budget.py holds it to that."""
 
     def work() -> UpgradeOutcome:
-        with timed(LOCK_WAIT_SECONDS):
-            node, old, new, command = _node_and_images(node_id, image_id, lock=True)  # node, then host
-        outcome = _upgrade_outcome(node, old, new, command, force=force)
-        if outcome.error:
-            raise outcome.error
-        if not _write_upgrade(outcome, node, actor=actor, source=source, force=force):
-            # The pending command was acked since we read it: read again under the lock we
-            # hold; now it refuses.
-            node, old, new, command = _node_and_images(node_id, image_id, lock=True)
+        # A `pending` command read here may have changed: superseded by an upgrade this one waited
+        # for (a stale read), or acked since (an ack takes no node lock). The write's guard (its
+        # conditional supersede) then fails, nothing is written, and the node is read again under
+        # the lock already held. Each retry follows a change that happens once, so the third read
+        # is final.
+        for _read in range(3):
+            with timed(LOCK_WAIT_SECONDS):
+                node, old, new, command = _node_and_images(node_id, image_id, lock=True)  # node, then host
             outcome = _upgrade_outcome(node, old, new, command, force=force)
             if outcome.error:
                 raise outcome.error
-            if not _write_upgrade(outcome, node, actor=actor, source=source, force=force):
-                raise busy_refusal(node, command) or AssertionError("a pending command could not be superseded")
+            if _write_upgrade(outcome, node, actor=actor, source=source, force=force):
+                break
+        else:
+            raise Busy("The node's command kept changing while it was read; try again.")
         for warning in outcome.warnings:
             log_event(logger, "node_config_warning", logging.WARNING, node=node.name, warning=warning)
         transaction.on_commit(lambda: _log_upgrade(outcome, actor=actor, source=source, force=force))
