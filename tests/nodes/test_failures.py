@@ -15,8 +15,20 @@ from tests.support import fleet_snapshot, host_lock_held
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+def failing_at(prefix):
+    """An execute wrapper that makes the database refuse the first statement starting with `prefix`
+    (for writers whose writes are one statement each: tests/nodes/test_lifecycle_failures.py)."""
+
+    def wrapper(execute, sql, params, many, context):
+        if sql.startswith(prefix):
+            raise DatabaseError(f"injected failure at {prefix}")
+        return execute(sql, params, many, context)
+
+    return wrapper
+
+
 @contextmanager
-def failing_at(operation: str, table: str):
+def refused_at(operation: str, table: str):
     """Makes the database refuse every `operation` (INSERT, UPDATE or DELETE) of a row of `table`:
     a trigger raises, whichever statement carries the write (on PostgreSQL the upgrade's writes
     are parts of one statement, config.statements.write_together)."""
@@ -77,7 +89,7 @@ def test_a_failure_at_each_write_step_rolls_everything_back(fleet, operation, st
         node_upgrade(node_id=fleet[3].pk, image_id=fleet[2].pk)  # leaves a pending upgrade command
     before = fleet_snapshot()
 
-    with failing_at(*step), pytest.raises(DatabaseError, match="injected failure at"):
+    with refused_at(*step), pytest.raises(DatabaseError, match="injected failure at"):
         OPERATIONS[operation](*fleet)
 
     assert fleet_snapshot() == before
