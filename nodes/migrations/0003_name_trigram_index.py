@@ -9,10 +9,6 @@ from config.search import trigram_index
 class Migration(migrations.Migration):
     atomic = False
 
-    dependencies = [
-        ("hosts", "0004_name_trigram_index"),
-        ("nodes", "0002_agent_lifecycle"),
-        ("nodes", "0002_nodelog_force_requested"),  # also merges the two 0002s
-    ]
+    dependencies = [("hosts", "0004_name_trigram_index"), ("nodes", "0002_agent_lifecycle")]
 
     operations = [trigram_index("nodes_node", "name")]
