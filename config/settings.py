@@ -68,9 +68,13 @@ DB_LOCK_TIMEOUT_MS = env.int("DB_LOCK_TIMEOUT_MS", default=5000)
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # SQLite serves only the quick start: IMMEDIATE makes every write transaction take the
-    # database's write lock up front, the nearest SQLite has to row locks.
+    # database's write lock up front, the nearest SQLite has to row locks. The server, the task
+    # worker and the simulated agents write the one file at once: the WAL journal lets readers
+    # go on beside a writer, and a writer waits (busy timeout, seconds) rather than failing with
+    # "database is locked".
     DATABASES["default"].setdefault("OPTIONS", {})["transaction_mode"] = "IMMEDIATE"
-    DATABASES["default"]["OPTIONS"].setdefault("timeout", DB_LOCK_TIMEOUT_MS / 1000)
+    DATABASES["default"]["OPTIONS"].setdefault("timeout", max(DB_LOCK_TIMEOUT_MS / 1000, 20))
+    DATABASES["default"]["OPTIONS"].setdefault("init_command", "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL")
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # JIT compilation costs more than it saves on this app's short queries (0.7 s measured on
     # an admin list at 1,000,000 nodes), so it is off for the app's connections.
@@ -148,6 +152,14 @@ LOGGING = {
 # API writes per user (DRF rate: "600/min"; empty for no limit), counted in CACHES["default"].
 API_WRITE_THROTTLE_RATE = env.str("API_WRITE_THROTTLE_RATE", default="600/min")
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+
+# Host agents (SPEC §9), in seconds: a command `pending` longer than AGENT_ACK_TIMEOUT (since it
+# was created, or since its retry_later's not_before) or `acked` longer than AGENT_RESULT_TIMEOUT
+# is overdue (audit_resources warns, /metrics counts, the admin filters); a host whose agent was
+# not seen for AGENT_OFFLINE_AFTER shows as offline.
+AGENT_ACK_TIMEOUT = env.int("AGENT_ACK_TIMEOUT", default=600)
+AGENT_RESULT_TIMEOUT = env.int("AGENT_RESULT_TIMEOUT", default=7200)
+AGENT_OFFLINE_AFTER = env.int("AGENT_OFFLINE_AFTER", default=300)
 
 # /metrics: with a token, callers must send `Authorization: Bearer <token>`; without, only loopback.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
