@@ -9,6 +9,7 @@ from django.db.models import Count, F, Q
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.timesince import timesince
 
 from config.units import RESOURCES, human_amount, human_bytes, human_cores
 from hosts.admin_helpers import (
@@ -21,6 +22,7 @@ from hosts.admin_helpers import (
 )
 from hosts.audit import EXPECTED, host_counter_findings, hosts_with_expected
 from hosts.models import COUNTER_FIELDS, COUNTER_OF_RESOURCE, CounterRepair, Host, Source
+from hosts.presence import NO_AGENT, OFFLINE, agent_presence, offline_condition
 from hosts.repair import host_counters_repair
 
 #: The most hosts one audit or repair from the list takes (each is one hidden field on its page).
@@ -62,6 +64,32 @@ class OverCapacityFilter(admin.SimpleListFilter):
         if self.value() == "no":
             return queryset.exclude(_over_capacity())
         return queryset
+
+
+class AgentFilter(admin.SimpleListFilter):
+    title = "agent"
+    parameter_name = "agent"
+
+    def lookups(self, request, model_admin):
+        return [("offline", "offline"), ("none", "no agent token")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "offline":
+            return queryset.filter(offline_condition())
+        if self.value() == "none":
+            return queryset.filter(agent_token_digest__isnull=True)
+        return queryset
+
+
+def agent_badge(host: Host):
+    """`seen 2 minutes ago`, or an `offline` badge past AGENT_OFFLINE_AFTER (from the row alone)."""
+    presence = agent_presence(host)
+    if presence == NO_AGENT:
+        return format_html('<span class="nf-muted">{}</span>', "no agent token")
+    seen = f"seen {timesince(host.agent_seen_at)} ago" if host.agent_seen_at else "never seen"
+    if presence == OFFLINE:
+        return format_html('<span class="nf-badge nf-state nf-state-offline" title="{}">offline</span> {}', seen, seen)
+    return seen
 
 
 def _usage(host: Host, resource: str):
@@ -143,8 +171,8 @@ class HostAdmin(LargeTableAdmin):
     def get_changelist(self, request, **kwargs):
         return PagedChangeList
 
-    list_display = ["host", "nodes", "cpu", "memory", "disk"]
-    list_filter = [DriftFilter, OverCapacityFilter]
+    list_display = ["host", "nodes", "cpu", "memory", "disk", "agent"]
+    list_filter = [DriftFilter, OverCapacityFilter, AgentFilter]
     search_fields = ["name"]
     id_search_field = "pk"
     search_help_text = "Host name (or part of it), or a host id."
@@ -157,8 +185,18 @@ class HostAdmin(LargeTableAdmin):
             "Allocated to its nodes (counters: read-only, only node operations and repairs change them)",
             {"fields": ["usage", "nodes", "counter_cpu", "counter_memory", "counter_disk", "counter_check"]},
         ),
+        ("Agent", {"fields": ["agent", "agent_token_created_at"]}),
     ]
-    readonly_fields = ["usage", "nodes", "counter_cpu", "counter_memory", "counter_disk", "counter_check"]
+    readonly_fields = [
+        "usage",
+        "nodes",
+        "counter_cpu",
+        "counter_memory",
+        "counter_disk",
+        "counter_check",
+        "agent",
+        "agent_token_created_at",
+    ]
 
     def get_queryset(self, request):
         # The expected counters and `has_drift` are correlated subqueries of the list's one
@@ -193,6 +231,12 @@ class HostAdmin(LargeTableAdmin):
     @admin.display(description="disk used / capacity", ordering="node_disk_bytes")
     def disk(self, host):
         return _usage(host, "disk_bytes")
+
+    @admin.display(description="agent", ordering="agent_seen_at")
+    def agent(self, host):
+        if host.pk is None:
+            return "—"
+        return agent_badge(host)
 
     @admin.display(description="usage")
     def usage(self, host):

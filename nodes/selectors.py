@@ -3,7 +3,7 @@
 import uuid
 
 from config.errors import NotFound
-from nodes.models import Image, Node
+from nodes.models import Command, CommandKind, Image, Node, NodeState
 
 
 def _as_uuid(value: str) -> uuid.UUID | None:
@@ -33,3 +33,24 @@ def image_by_id_or_label(ref: str) -> Image:
     if image is None:
         raise NotFound(f"No image with id or protocol@version {ref!r}.")
     return image
+
+
+def node_commands(node_id, *, limit: int) -> list[Command]:
+    """The node's newest `limit` agent commands, newest first (its timeline)."""
+    return list(Command.objects.filter(node_id=node_id).select_related("host").order_by("-id")[:limit])
+
+
+def revert_image(node: Node) -> Image | None:
+    """The image a `failed` node ran before its last upgrade — what its host ran before (the
+    upgrade command's `from` side, which a superseded command passes on) — or None when the
+    node did not fail an upgrade or the image is gone."""
+    if node.state != NodeState.FAILED:
+        return None
+    command = Command.objects.filter(node_id=node.pk).order_by("-id").only("kind", "payload").first()
+    if command is None or command.kind != CommandKind.NODE_UPGRADE or not isinstance(command.payload, dict):
+        return None
+    side = command.payload.get("from")
+    image_id = _as_uuid(side.get("image_id", "")) if isinstance(side, dict) else None
+    if image_id is None or image_id == node.image_id:
+        return None
+    return Image.objects.filter(pk=image_id).first()
