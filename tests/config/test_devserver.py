@@ -1,0 +1,65 @@
+"""config/devserver.py, which `make run` uses: one command starts every process, Ctrl-C stops
+all of them (their own children included), and one process ending stops the rest."""
+
+import os
+import signal
+import subprocess
+import sys
+
+from tests.support import ROOT
+
+#: A child that prints its pid and the pid of a grandchild it started, then waits.
+WITH_GRANDCHILD = (
+    f'{sys.executable} -c "import subprocess, sys, time; '
+    "child = subprocess.Popen(['sleep', '60']); print('pids', child.pid, flush=True); time.sleep(60)\""
+)
+
+
+def start(*commands: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "config.devserver", *commands],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (exited, not yet reaped by init) counts as gone.
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().split()[2] != "Z"
+
+
+def test_ctrl_c_stops_every_process_and_their_children():
+    supervisor = start(WITH_GRANDCHILD, "sleep 60")
+    first = supervisor.stdout.readline()
+    assert first.startswith("python") and "| pids " in first  # each line prefixed with its process's name
+    grandchild = int(first.split()[-1])
+
+    supervisor.send_signal(signal.SIGINT)
+    output, _ = supervisor.communicate(timeout=30)
+
+    assert supervisor.returncode == 0
+    assert not alive(grandchild)
+    assert "exited" not in output
+
+
+def test_one_process_ending_stops_the_others_with_its_status():
+    supervisor = start("sh -c 'echo bye; exit 3'", WITH_GRANDCHILD)
+
+    output, _ = supervisor.communicate(timeout=30)
+
+    assert supervisor.returncode == 3
+    assert "sh exited with status 3: stopping the others" in output
+    assert "sh     | bye" in output
+
+
+def test_without_commands_it_prints_its_usage_and_exits_2():
+    supervisor = start()
+    output, _ = supervisor.communicate(timeout=30)
+    assert supervisor.returncode == 2 and "Ctrl-C" in output
