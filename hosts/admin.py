@@ -124,10 +124,13 @@ class HostForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["cpu_cores"].help_text = "Cores."
+        # A user who may only view hosts gets a form without fields (all read-only).
+        if "cpu_cores" in self.fields:
+            self.fields["cpu_cores"].help_text = "Cores."
         for name in ("memory_bytes", "disk_bytes"):
-            now = f" Now {_exact_bytes(getattr(self.instance, name))}." if self.instance.pk else ""
-            self.fields[name].help_text = f"Bytes (1 GiB = 1073741824).{now}"
+            if name in self.fields:
+                now = f" Now {_exact_bytes(getattr(self.instance, name))}." if self.instance.pk else ""
+                self.fields[name].help_text = f"Bytes (1 GiB = 1073741824).{now}"
 
 
 def _amount(counter: str, value: int) -> str:
