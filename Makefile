@@ -44,6 +44,7 @@ bench: venv
 	$(BIN)/python -u bench/upgrade_throughput.py
 	$(BIN)/python -u bench/http_throughput.py
 	$(BIN)/python -u bench/fleet_size.py
+	$(BIN)/python -u bench/agent_poll.py
 
 lint: venv
 	$(BIN)/ruff check .

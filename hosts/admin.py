@@ -27,6 +27,8 @@ from hosts.repair import host_counters_repair
 
 #: The most hosts one audit or repair from the list takes (each is one hidden field on its page).
 MAX_HOSTS = 500
+#: The most hosts one "Issue agent token" takes (their tokens are shown on one page).
+MAX_TOKEN_HOSTS = 100
 
 CAPACITY_FIELDS = ["name", "cpu_cores", "memory_bytes", "disk_bytes"]
 
@@ -179,7 +181,7 @@ class HostAdmin(LargeTableAdmin):
     search_fields = ["name"]
     id_search_field = "pk"
     search_help_text = "Host name (or part of it), or a host id."
-    actions = ["audit_counters", "repair_counters"]
+    actions = ["audit_counters", "repair_counters", "issue_agent_token"]
     form = HostForm
     fieldsets = [
         (None, {"fields": ["name"]}),
@@ -361,6 +363,40 @@ class HostAdmin(LargeTableAdmin):
             checked=report.hosts_checked,
             rows=_report_rows(report),
         )
+
+    @admin.action(permissions=["change"], description="Issue agent token…")
+    def issue_agent_token(self, request, queryset):
+        """A confirmation page (a new token revokes the host's current one), then a page that
+        shows each new token once: only its digest is stored."""
+        host_ids = self._selection(request, queryset)
+        if host_ids is None:
+            return None
+        if len(host_ids) > MAX_TOKEN_HOSTS:
+            self.message_user(request, f"Issue tokens for at most {MAX_TOKEN_HOSTS} hosts at once.", messages.ERROR)
+            return None
+        hosts = list(Host.objects.filter(pk__in=host_ids).order_by("name"))
+        if request.POST.get("step") != "apply":
+            return self._page(
+                request,
+                "admin/hosts/host/agent_tokens.html",
+                title=f"Issue agent tokens for {len(hosts)} host(s)",
+                host_ids=host_ids,
+                hosts=hosts,
+                replacing=sum(1 for host in hosts if host.agent_token_digest),
+            )
+        from hosts.agent_tokens import agent_token_issue  # TODO(agentops): top-level once the service lands
+
+        issued = [(host, agent_token_issue(host_id=host.pk, rotate=True).token) for host in hosts]
+        for host, _token in issued:
+            self.log_change(request, host, "Issued a new agent token (the previous one, if any, is revoked).")
+        response = self._page(
+            request,
+            "admin/hosts/host/agent_tokens.html",
+            title=f"Agent tokens of {len(issued)} host(s)",
+            issued=issued,
+        )
+        response["Cache-Control"] = "no-store"  # the tokens must not outlive this page
+        return response
 
 
 @admin.register(CounterRepair)
