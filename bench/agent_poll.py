@@ -61,6 +61,7 @@ def prepare(results: int) -> tuple[str, str, list[str]]:
     """The idle host's token; a fresh host with `results` nodes being created (an open
     node_create command each) and its token; the command ids."""
     from hosts.agent_tokens import agent_token_issue
+
     from hosts.models import Host
     from nodes.models import Command, CommandStatus, Image
     from nodes.services import node_create
@@ -78,7 +79,8 @@ def prepare(results: int) -> tuple[str, str, list[str]]:
     for index in range(results):
         node_create(name=f"{busy.name}-{index:05d}", host_id=busy.pk, image_id=image.pk, properties={})
     busy_token = agent_token_issue(host_id=busy.pk, rotate=True).token
-    ids = [str(pk) for pk in Command.objects.filter(host=busy, status=CommandStatus.PENDING).values_list("pk", flat=True)]
+    pending = Command.objects.filter(host=busy, status=CommandStatus.PENDING)
+    ids = [str(pk) for pk in pending.values_list("pk", flat=True)]
     return idle_token, busy_token, ids
 
 
