@@ -2,6 +2,7 @@
 node's timeline of commands, "Revert to <image>" on a failed node, cancelling commands, and the
 hosts' agent presence."""
 
+import hashlib
 from datetime import timedelta
 
 import pytest
@@ -10,7 +11,7 @@ from django.utils import timezone
 
 from hosts.models import Host
 from nodes.models import Command, CommandKind, CommandStatus, Node, NodeState
-from tests.admin.conftest import action_names, client_for, post_action, staff
+from tests.admin.conftest import action_names, client_for, messages_of, post_action, staff
 from tests.factories import HostFactory, ImageFactory, place_node
 
 pytestmark = pytest.mark.django_db
@@ -152,3 +153,40 @@ def test_hosts_show_when_their_agent_was_last_seen_and_offline_past_the_limit(se
     assert [host.name for host in offline] == ["gone"]
     host_page = client.get(reverse("admin:hosts_host_change", args=[Host.objects.get(name="gone").pk]))
     assert "offline" in host_page.content.decode()
+
+
+def test_confirming_a_cancel_goes_through_command_cancel_and_sums_up():
+    node = place_node(host=HostFactory(), image=ImageFactory(), name="eth-9")
+    command = Command.objects.get(node_id=node.pk)
+    canceller = client_for(staff("nodes.cancel_command"))
+
+    response = post_action(canceller, COMMANDS, "cancel_selected", [command.pk], step="apply")
+    again = post_action(canceller, COMMANDS, "cancel_selected", [command.pk], step="apply")
+
+    assert response.status_code == 302
+    assert Command.objects.get(pk=command.pk).status == CommandStatus.CANCELLED
+    assert Node.objects.get(pk=node.pk).state == NodeState.FAILED  # a pending create: support deletes it
+    assert messages_of(response) == ["1 command cancelled."]
+    assert messages_of(again)[0].startswith(f"0 commands cancelled, 1 not: command {command.pk}: ")
+
+
+def test_issue_agent_token_confirms_then_shows_each_token_once_and_stores_its_digest():
+    host = HostFactory(name="h-token")
+    changer, viewer = client_for(staff("hosts.change_host")), client_for(staff())
+
+    assert "issue_agent_token" not in action_names(viewer.get(reverse(HOSTS)))
+    confirm = post_action(changer, HOSTS, "issue_agent_token", [host.pk])
+    assert confirm.status_code == 200 and "Nothing has changed yet" in confirm.content.decode()
+    assert Host.objects.get(pk=host.pk).agent_token_digest is None
+
+    shown = post_action(changer, HOSTS, "issue_agent_token", [host.pk], step="apply")
+
+    ((issued_host, token),) = shown.context["issued"]
+    digest = Host.objects.get(pk=host.pk).agent_token_digest
+    assert issued_host.pk == host.pk and token in shown.content.decode()
+    assert digest == hashlib.sha256(token.encode()).hexdigest()
+    assert shown["Cache-Control"] == "no-store"
+    again = post_action(changer, HOSTS, "issue_agent_token", [host.pk], step="apply")
+    assert Host.objects.get(pk=host.pk).agent_token_digest != digest  # the first token is revoked
+    assert "already has a token" in post_action(changer, HOSTS, "issue_agent_token", [host.pk]).content.decode()
+    assert again.status_code == 200
