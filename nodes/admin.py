@@ -22,6 +22,7 @@ from hosts.models import Source
 from nodes.admin_forms import NodeCreateForm, UpgradeImageForm, requirements
 from nodes.admin_views import fleet_audit_view
 from nodes.bulk import MAX_NODES, nodes_delete, nodes_upgrade, nodes_upgrade_plan
+from nodes.lifecycle import command_cancel
 from nodes.models import IMAGE_IN_USE, Command, CommandStatus, Image, ImageProperty, Node, NodeLog, NodeState
 from nodes.overdue import overdue_condition
 from nodes.resources import Resources
@@ -637,8 +638,6 @@ class CommandAdmin(ReadOnlyAdmin):
                     "media": self.media,
                 },
             )
-        from nodes.lifecycle import command_cancel  # TODO(agentops): top-level once lifecycle lands
-
         done, failed = 0, []
         for command_id in command_ids:
             try:

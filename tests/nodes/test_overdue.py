@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db
 
 def open_command(host, *, status=CommandStatus.PENDING, age=0, acked_age=None, not_before_age=None):
     """A node placed on `host` whose node_create command is `status`, created `age` seconds ago."""
-    node = place_node(host=host, image=ImageFactory())
+    node = place_node(host=host, image=ImageFactory(), running=False)
     now = timezone.now()
     command = Command.objects.get(node_id=node.pk)
     Command.objects.filter(pk=command.pk).update(
