@@ -69,7 +69,7 @@ def prepare(results: int) -> tuple[str, str, list[str]]:
     idle, _ = Host.objects.get_or_create(name=IDLE_HOST, defaults={"cpu_cores": 0, "memory_bytes": 0, "disk_bytes": 0})
     if Command.objects.filter(host=idle, status__in=[CommandStatus.PENDING, CommandStatus.ACKED]).exists():
         raise SystemExit(f"{IDLE_HOST} has open commands: it would not be idle")
-    idle_token = agent_token_issue(host_id=idle.pk, rotate=True).token
+    idle_token = agent_token_issue(host=idle, rotate=True)
 
     big = 2**62 // 4
     busy = Host.objects.create(
@@ -78,7 +78,7 @@ def prepare(results: int) -> tuple[str, str, list[str]]:
     image = Image.objects.order_by("protocol", "version").first()
     for index in range(results):
         node_create(name=f"{busy.name}-{index:05d}", host_id=busy.pk, image_id=image.pk, properties={})
-    busy_token = agent_token_issue(host_id=busy.pk, rotate=True).token
+    busy_token = agent_token_issue(host=busy, rotate=True)
     pending = Command.objects.filter(host=busy, status=CommandStatus.PENDING)
     ids = [str(pk) for pk in pending.values_list("pk", flat=True)]
     return idle_token, busy_token, ids

@@ -386,7 +386,7 @@ class HostAdmin(LargeTableAdmin):
             )
         from hosts.agent_tokens import agent_token_issue  # TODO(agentops): top-level once the service lands
 
-        issued = [(host, agent_token_issue(host_id=host.pk, rotate=True).token) for host in hosts]
+        issued = [(host, agent_token_issue(host=host, rotate=True)) for host in hosts]
         for host, _token in issued:
             self.log_change(request, host, "Issued a new agent token (the previous one, if any, is revoked).")
         response = self._page(

@@ -119,7 +119,7 @@ class Command(BaseCommand):
             hosts = hosts_by_id_or_name(refs) if refs else list(Host.objects.order_by("name"))
         except NotFound as error:
             raise CommandError(error.detail, returncode=2) from None
-        return {host.name: agent_token_issue(host_id=host.pk, rotate=True).token for host in hosts}
+        return {host.name: agent_token_issue(host=host, rotate=True) for host in hosts}
 
     @staticmethod
     def _wait_for_server(url: str, stop: threading.Event, say) -> bool:
