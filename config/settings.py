@@ -160,6 +160,8 @@ CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 AGENT_ACK_TIMEOUT = env.int("AGENT_ACK_TIMEOUT", default=600)
 AGENT_RESULT_TIMEOUT = env.int("AGENT_RESULT_TIMEOUT", default=7200)
 AGENT_OFFLINE_AFTER = env.int("AGENT_OFFLINE_AFTER", default=300)
+# How often a polling agent's Host.agent_seen_at is written, at most (seconds).
+AGENT_SEEN_INTERVAL = env.int("AGENT_SEEN_INTERVAL", default=60)
 
 # /metrics: with a token, callers must send `Authorization: Bearer <token>`; without, only loopback.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")

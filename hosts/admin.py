@@ -20,6 +20,7 @@ from hosts.admin_helpers import (
     counter_label,
     usage_bar,
 )
+from hosts.agent_tokens import agent_token_issue
 from hosts.audit import EXPECTED, host_counter_findings, hosts_with_expected
 from hosts.models import COUNTER_FIELDS, COUNTER_OF_RESOURCE, CounterRepair, Host, Source
 from hosts.presence import NO_AGENT, OFFLINE, agent_presence, offline_condition
@@ -384,8 +385,6 @@ class HostAdmin(LargeTableAdmin):
                 hosts=hosts,
                 replacing=sum(1 for host in hosts if host.agent_token_digest),
             )
-        from hosts.agent_tokens import agent_token_issue  # TODO(agentops): top-level once the service lands
-
         issued = [(host, agent_token_issue(host=host, rotate=True)) for host in hosts]
         for host, _token in issued:
             self.log_change(request, host, "Issued a new agent token (the previous one, if any, is revoked).")

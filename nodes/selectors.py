@@ -2,8 +2,13 @@
 
 import uuid
 
+from django.db.models import Q
+from django.utils import timezone
+
 from config.errors import NotFound
-from nodes.models import Command, CommandKind, Image, Node, NodeState
+from nodes.models import Command, CommandKind, CommandStatus, Image, Node, NodeState
+
+AGENT_POLL_LIMIT = 100
 
 
 def _as_uuid(value: str) -> uuid.UUID | None:
@@ -54,3 +59,14 @@ def revert_image(node: Node) -> Image | None:
     if image_id is None or image_id == node.image_id:
         return None
     return Image.objects.filter(pk=image_id).first()
+
+
+def agent_open_commands(host_id) -> list[Command]:
+    """A host's open commands that are due (`not_before` past), oldest first, at most 100: one
+    statement on the partial index of open commands by host."""
+    due = Q(not_before__isnull=True) | Q(not_before__lte=timezone.now())
+    return list(
+        Command.objects.filter(due, host_id=host_id, status__in=[CommandStatus.PENDING, CommandStatus.ACKED])
+        .only("id", "kind", "node_id", "payload", "status", "attempts", "created_at")
+        .order_by("id")[:AGENT_POLL_LIMIT]
+    )

@@ -1,12 +1,17 @@
-"""/api/v1/ routes: hosts and images (read), nodes (read, create, delete, upgrade)."""
+"""/api/v1/ routes: hosts and images (read), nodes (read, create, delete, upgrade), cancelling
+an agent command."""
 
+from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from nodes.api.views import HostViewSet, ImageViewSet, NodeViewSet
+from nodes.api.views import CommandCancelView, HostViewSet, ImageViewSet, NodeViewSet
 
 router = SimpleRouter(use_regex_path=False)
 router.register("hosts", HostViewSet, basename="host")
 router.register("images", ImageViewSet, basename="image")
 router.register("nodes", NodeViewSet, basename="node")
 
-urlpatterns = router.urls
+urlpatterns = [
+    *router.urls,
+    path("commands/<int:pk>/cancel/", CommandCancelView.as_view(), name="command-cancel"),
+]

@@ -7,11 +7,13 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from config.api import StrictCursorPagination
 from config.errors import NotFound
 from config.openapi import problems
 from hosts.models import Host, Source
+from nodes.agent.serializers import CommandSerializer, EmptyBodySerializer
 from nodes.api.filters import NodeFilter
 from nodes.api.permissions import check_force, model_permission
 from nodes.api.serializers import (
@@ -23,6 +25,7 @@ from nodes.api.serializers import (
     UpgradePlanSerializer,
     UpgradeSerializer,
 )
+from nodes.lifecycle import command_cancel
 from nodes.models import Image, Node
 from nodes.services import node_create, node_delete, node_upgrade, node_upgrade_plan
 
@@ -141,3 +144,22 @@ class NodeViewSet(FleetReadViewSet):
             node_id=pk, image_id=data["image_id"], force=data["force"], actor=request.user, source=Source.API
         )
         return Response(UpgradeSerializer(outcome).data)
+
+
+class CommandCancelView(APIView):
+    """Support closes an open agent command as `cancelled` (§9)."""
+
+    permission_classes = [IsAuthenticated, model_permission("nodes.cancel_command")]
+
+    @extend_schema(
+        summary="Cancel an open agent command",
+        description="Closes the command as `cancelled`. An acked command's node becomes `failed`; a "
+        "pending upgrade's node goes back to its `from` side; a pending create's node becomes "
+        "`failed`. A closed command: 409 `invalid_state`.",
+        request=EmptyBodySerializer,
+        responses={200: CommandSerializer, **problems(400, 401, 403, 404, 409, 413, 415, 503)},
+    )
+    def post(self, request, pk: int):
+        EmptyBodySerializer(data=request.data if request.data is not None else {}).is_valid(raise_exception=True)
+        change = command_cancel(command_id=pk, actor=request.user, source=Source.API)
+        return Response(CommandSerializer(change.command).data)

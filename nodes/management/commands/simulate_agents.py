@@ -14,6 +14,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 
 from config.errors import NotFound
+from hosts.agent_tokens import agent_token_issue
 from hosts.audit import hosts_by_id_or_name
 from hosts.models import Host
 from nodes.simulator import AgentFleet, Behaviour, SimulatedAgent
@@ -113,8 +114,6 @@ class Command(BaseCommand):
 
     def _issue_tokens(self, refs: list[str]) -> dict[str, str]:
         """host name -> a fresh agent token, for the hosts named (default: every host)."""
-        from hosts.agent_tokens import agent_token_issue
-
         try:
             hosts = hosts_by_id_or_name(refs) if refs else list(Host.objects.order_by("name"))
         except NotFound as error:
