@@ -8,6 +8,7 @@ from django.contrib.admin import helpers
 from django.db.models import Count, F, Q
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html
 from django.utils.timesince import timesince
 
@@ -394,7 +395,7 @@ class HostAdmin(LargeTableAdmin):
             title=f"Agent tokens of {len(issued)} host(s)",
             issued=issued,
         )
-        response["Cache-Control"] = "no-store"  # the tokens must not outlive this page
+        add_never_cache_headers(response)  # the tokens must not outlive this page
         return response
 
 
