@@ -89,11 +89,13 @@ def agent_badge(host: Host):
     """`seen 2 minutes ago`, or an `offline` badge past AGENT_OFFLINE_AFTER (from the row alone)."""
     presence = agent_presence(host)
     if presence == NO_AGENT:
-        return format_html('<span class="nf-muted">{}</span>', "no agent token")
+        return format_html('<span class="nf-muted nf-nowrap" title="{}">no token</span>', "No agent token issued")
     seen = f"seen {timesince(host.agent_seen_at)} ago" if host.agent_seen_at else "never seen"
     if presence == OFFLINE:
-        return format_html('<span class="nf-badge nf-state nf-state-offline" title="{}">offline</span> {}', seen, seen)
-    return seen
+        return format_html(
+            '<span class="nf-nowrap"><span class="nf-badge nf-state nf-state-offline">offline</span> {}</span>', seen
+        )
+    return format_html('<span class="nf-nowrap">{}</span>', seen)
 
 
 def _usage(host: Host, resource: str):

@@ -150,7 +150,7 @@ def test_hosts_show_when_their_agent_was_last_seen_and_offline_past_the_limit(se
 
     assert "seen 1\xa0minute ago" in page
     assert "nf-state-offline" in page and "seen 2\xa0hours ago" in page
-    assert "no agent token" in page
+    assert "no token" in page
     assert [host.name for host in offline] == ["gone"]
     host_page = client.get(reverse("admin:hosts_host_change", args=[Host.objects.get(name="gone").pk]))
     assert "offline" in host_page.content.decode()
