@@ -134,17 +134,35 @@ LOG_FORMAT = env.str("LOG_FORMAT", default="plain")  # plain | json
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "config.logging.RequestIdFilter"}},
+    "filters": {
+        "request_id": {"()": "config.logging.RequestIdFilter"},
+        "quiet_agent_polls": {"()": "config.logging.QuietAgentPolls"},
+    },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
         "json": {"()": "config.logging.JsonFormatter"},
+        "django.server": {
+            "()": "django.utils.log.ServerFormatter",
+            "format": "[{server_time}] {message}",
+            "style": "{",
+        },
     },
     "handlers": {
         "stderr": {
             "class": "logging.StreamHandler",
             "formatter": "json" if LOG_FORMAT == "json" else "plain",
             "filters": ["request_id"],
-        }
+        },
+        "django.server": {"class": "logging.StreamHandler", "formatter": "django.server"},
+    },
+    "loggers": {
+        # runserver's access log (make run): Django's own format, minus the simulated agents' idle polls.
+        "django.server": {
+            "handlers": ["django.server"],
+            "level": "INFO",
+            "filters": ["quiet_agent_polls"],
+            "propagate": False,
+        },
     },
     "root": {"handlers": ["stderr"], "level": env.str("LOG_LEVEL", default="INFO")},
 }

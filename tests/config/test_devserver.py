@@ -1,11 +1,13 @@
 """config/devserver.py, which `make run` uses: one command starts every process, Ctrl-C stops
 all of them (their own children included), and one process ending stops the rest."""
 
+import logging
 import os
 import signal
 import subprocess
 import sys
 
+from config.logging import QuietAgentPolls
 from tests.support import ROOT
 
 #: A child that prints its pid and the pid of a grandchild it started, then waits.
@@ -63,3 +65,16 @@ def test_without_commands_it_prints_its_usage_and_exits_2():
     supervisor = start()
     output, _ = supervisor.communicate(timeout=30)
     assert supervisor.returncode == 2 and "Ctrl-C" in output
+
+
+def test_runserver_logs_no_line_for_a_successful_agent_poll_but_every_other_request():
+    def access_line(requestline: str, status: int) -> logging.LogRecord:
+        record = logging.makeLogRecord({"msg": '"%s" %s %s', "args": (requestline, str(status), "14")})
+        record.status_code = status
+        return record
+
+    quiet = QuietAgentPolls()
+    assert not quiet.filter(access_line("GET /api/v1/agent/commands/ HTTP/1.1", 200))
+    assert quiet.filter(access_line("GET /api/v1/agent/commands/ HTTP/1.1", 401))
+    assert quiet.filter(access_line("POST /api/v1/agent/commands/3/result/ HTTP/1.1", 200))
+    assert quiet.filter(access_line("GET /admin/ HTTP/1.1", 200))
