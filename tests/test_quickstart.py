@@ -75,5 +75,6 @@ def test_make_run_serves_with_agents_that_finish_an_upgrade_and_ctrl_c_stops_all
     assert demo.returncode == 0, output
     assert "simulate_agents | " in output and "node_upgrade of node" in output
     assert "database is locked" not in output
+    assert '"GET /api/v1/agent/commands/ HTTP/1.1" 200' not in output  # idle polls stay out of the log
     with sqlite3.connect(database) as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
