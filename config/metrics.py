@@ -102,7 +102,10 @@ def _registry():
 @require_safe
 def metrics_view(request):
     if not _allowed(request):
-        return HttpResponseForbidden("metrics need the metrics token (or a request from loopback when none is set)\n")
+        return HttpResponseForbidden(
+            "metrics need the metrics token (or a request from loopback when none is set)\n",
+            content_type="text/plain; charset=utf-8",
+        )
     from hosts.audit_record import publish_last_audit
     from nodes.overdue import publish_agent_gauges
 

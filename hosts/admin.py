@@ -130,12 +130,13 @@ class HostForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        # A user who may only view hosts gets a form without fields (all read-only).
+        # Staff who may only view get a form without these fields (they show read-only); a new
+        # host has a pk already (its UUID default), so `_state.adding` tells that it has no values.
         if "cpu_cores" in self.fields:
             self.fields["cpu_cores"].help_text = "Cores."
         for name in ("memory_bytes", "disk_bytes"):
             if name in self.fields:
-                now = f" Now {_exact_bytes(getattr(self.instance, name))}." if self.instance.pk else ""
+                now = "" if self.instance._state.adding else f" Now {_exact_bytes(getattr(self.instance, name))}."
                 self.fields[name].help_text = f"Bytes (1 GiB = 1073741824).{now}"
 
 
@@ -207,6 +208,10 @@ class HostAdmin(LargeTableAdmin):
         "agent_token_created_at",
     ]
 
+    def get_fieldsets(self, request, obj=None):
+        # A host being added has no nodes: its counters start at zero, nothing to show yet.
+        return self.fieldsets if obj is not None else self.fieldsets[:2]
+
     def get_queryset(self, request):
         # The expected counters and `has_drift` are correlated subqueries of the list's one
         # query: computed for the rows of the page only (and for all rows when filtering on drift).
@@ -249,8 +254,6 @@ class HostAdmin(LargeTableAdmin):
 
     @admin.display(description="usage")
     def usage(self, host):
-        if host.pk is None:
-            return "—"
         return format_html("{}{}{}", *(_usage(host, resource) for resource in RESOURCES))
 
     @admin.display(description="node CPU cores")
@@ -267,8 +270,6 @@ class HostAdmin(LargeTableAdmin):
 
     @admin.display(description="check against its nodes")
     def counter_check(self, host):
-        if host.pk is None:
-            return "—"
         if not host.has_drift:
             return "The counters agree with the host's nodes."
         return format_html(

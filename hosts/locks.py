@@ -1,15 +1,20 @@
 """Row locks, and THE lock order every writer keeps, written here once.
 
     1. a node's row, then its host's row (taken together by one statement);
-    2. several hosts: in primary-key order.
+    2. several hosts: in primary-key order;
+    3. then a command's row (§9): last, after the node and host it concerns.
 
 Writers: node_create locks its host; node_delete locks the node with its host (lock_with_host);
 node_upgrade does the same in the one statement of nodes/locks.py that also reads both images;
 the node allocation repair (--fix-nodes) locks each node with its host too; the counter repair
-locks hosts only, in pk order, one batch per transaction. No writer locks a node while
-holding a host lock of another statement, so waits always point the same way and cannot form a
-cycle. Locks are FOR NO KEY UPDATE: they keep out other writers of the row but not inserts of
-rows that reference it (NodeLog, Command), which would otherwise queue behind the counters.
+locks hosts only, in pk order, one batch per transaction. The agent outcomes and cancels of
+nodes.lifecycle lock node, host and command in one statement (nodes.locks.command_with_node);
+an ack locks its command's row alone (it changes nothing else), and node writers close a
+`pending` command with an UPDATE conditional on its status, so an ack never needs the node.
+No writer locks a node while holding a host lock of another statement, nor a node or host
+while holding a command's lock, so waits always point the same way and cannot form a cycle.
+Locks are FOR NO KEY UPDATE: they keep out other writers of the row but not inserts of rows
+that reference it (NodeLog, Command), which would otherwise queue behind the counters.
 Every helper evaluates its queryset: an unevaluated one takes no lock.
 """
 

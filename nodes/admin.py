@@ -15,7 +15,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from config.errors import ApplicationError, InvalidInput
+from config.errors import ApplicationError, InsufficientCapacity, InvalidInput
 from config.units import RESOURCE_LABELS, RESOURCES, human_amount, human_bytes, human_cores
 from hosts.admin_helpers import LargeTableAdmin, ReadOnlyAdmin, TextInputFilter, as_uuid
 from hosts.models import Source
@@ -528,7 +528,9 @@ def _log_change(entry: NodeLog) -> tuple[str, str, str]:
 
 
 def _plan_row(row) -> dict:
-    """A bulk plan's row as the plan page shows it."""
+    """A bulk plan's row as the plan page shows it: whether it would apply, and — only where
+    the question arises — whether each resource fits (not past an earlier error) and the new
+    allocation (not where none can be computed)."""
     outcome = row.outcome
     if row.skipped:
         status = "skipped"
@@ -538,6 +540,7 @@ def _plan_row(row) -> dict:
         status = "forced"
     else:
         status = "fits"
+    capacity_checked = row.error is None or isinstance(row.error, InsufficientCapacity)
     return {
         "node": outcome.node,
         "host": outcome.node.host,
@@ -547,9 +550,9 @@ def _plan_row(row) -> dict:
             {
                 "label": RESOURCE_LABELS[name],
                 "old": human_amount(name, getattr(outcome.old, name)),
-                "new": human_amount(name, getattr(outcome.new, name)),
-                "grows": getattr(outcome.delta, name) > 0,
-                "fits": row.fits[name],
+                "new": human_amount(name, getattr(outcome.new, name)) if outcome.new_known else "—",
+                "grows": outcome.new_known and getattr(outcome.delta, name) > 0,
+                "fits": row.fits[name] if capacity_checked else None,
             }
             for name in RESOURCES
         ],
@@ -562,6 +565,7 @@ def _plan_row(row) -> dict:
             for name, free in row.free_after.items()
         ],
         "status": status,
+        "would_apply": row.error is None,
         "reason": row.error.detail if row.error is not None else "",
     }
 

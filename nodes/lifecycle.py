@@ -191,8 +191,8 @@ def _joined(*parts: str) -> str:
 
 def _validate_result(command: Command, outcome: str, message: str, retry_after_seconds) -> None:
     errors = {}
-    if outcome not in OUTCOMES_OF_KIND[command.kind]:
-        allowed = ", ".join(OUTCOMES_OF_KIND[command.kind])
+    if outcome not in OUTCOMES_OF_KIND.get(command.kind, ()):
+        allowed = ", ".join(OUTCOMES_OF_KIND.get(command.kind, ())) or "none (unknown kind)"
         errors["outcome"] = [f"A {command.kind} command's outcome is one of: {allowed}."]
     if not isinstance(message, str) or len(message) > MESSAGE_MAX_LENGTH:
         errors["message"] = [f"At most {MESSAGE_MAX_LENGTH} characters."]

@@ -13,14 +13,25 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from config.db import atomic_with_retry
-from config.errors import AlreadyOnImage, ApplicationError, IncompatibleImage, InvalidInput, NodeBusy, NotFound
+from config.errors import (
+    AlreadyOnImage,
+    ApplicationError,
+    IncompatibleImage,
+    InsufficientCapacity,
+    InvalidImageConfig,
+    InvalidInput,
+    NodeBusy,
+    NotFound,
+)
 from config.logging import log_event
 from config.metrics import LOCK_WAIT_SECONDS, UPGRADE_SECONDS, UPGRADES, timed
 from config.statements import insert_row, update_row
+from config.units import BIGINT_MAX
 from hosts.counters import CounterCheck, host_counters_apply, host_counters_check, host_counters_write
 from hosts.locks import lock_host, lock_with_host
 from hosts.models import Host, Source
@@ -145,6 +156,24 @@ class UpgradeOutcome:
     @property
     def fits(self) -> dict[str, bool]:
         return self.counters.fits
+
+    @property
+    def would_apply(self) -> bool:
+        """A plan's verdict: applying it now would succeed."""
+        return self.error is None
+
+    @property
+    def capacity_checked(self) -> bool:
+        """Whether every check before capacity passed, so `fits` answers a real question."""
+        return self.error is None or isinstance(self.error, InsufficientCapacity)
+
+    @property
+    def new_known(self) -> bool:
+        """Whether `new` is an allocation the node could hold: not on an image of another
+        protocol or with invalid requirements, nor past 64 bits."""
+        if isinstance(self.error, IncompatibleImage | InvalidImageConfig):
+            return False
+        return all(amount <= BIGINT_MAX for _, amount in self.new.items())
 
 
 def busy_refusal(node: Node, command: Command | None) -> NodeBusy | None:
@@ -362,8 +391,12 @@ def _validate_create_input(name, properties) -> dict[str, str]:
         errors["properties"] = ["Must be an object mapping property keys to string values."]
     else:
         bad = sorted(str(key) for key, value in properties.items() if not isinstance(value, str))
+        limit = settings.NODE_PROPERTY_VALUE_MAX_LENGTH
+        too_long = sorted(key for key, value in properties.items() if isinstance(value, str) and len(value) > limit)
         if bad:
             errors["properties"] = [f"Values must be strings: {', '.join(bad)}."]
+        elif too_long:
+            errors["properties"] = [f"Values may hold at most {limit} characters: {', '.join(too_long)}."]
     if errors:
         raise InvalidInput("The node cannot be created from this input.", errors=errors)
     return properties

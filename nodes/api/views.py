@@ -29,7 +29,7 @@ from nodes.lifecycle import command_cancel
 from nodes.models import Image, Node
 from nodes.services import node_create, node_delete, node_upgrade, node_upgrade_plan
 
-DETAIL_ERRORS = problems(401, 404, 503)
+DETAIL_ERRORS = problems(400, 401, 404, 503)
 LIST_ERRORS = problems(400, 401, 503)
 
 
@@ -105,7 +105,7 @@ class NodeViewSet(FleetReadViewSet):
     @extend_schema(
         summary="Create a node",
         request=NodeCreateSerializer,
-        responses={201: NodeSerializer, **problems(400, 401, 403, 404, 409, 413, 415, 422, 503)},
+        responses={201: NodeSerializer, **problems(400, 401, 403, 404, 409, 411, 413, 415, 422, 503)},
     )
     def create(self, request):
         change = node_create(**self._input(NodeCreateSerializer), actor=request.user, source=Source.API)
@@ -117,7 +117,7 @@ class NodeViewSet(FleetReadViewSet):
     @extend_schema(
         summary="Delete a node",
         request=None,
-        responses={204: OpenApiResponse(description="Deleted"), **problems(401, 403, 404, 409, 503)},
+        responses={204: OpenApiResponse(description="Deleted"), **problems(400, 401, 403, 404, 409, 503)},
     )
     def destroy(self, request, pk):
         node_delete(node_id=pk, actor=request.user, source=Source.API)
@@ -131,7 +131,7 @@ class NodeViewSet(FleetReadViewSet):
                 UpgradePlanSerializer,
                 description="The upgrade applied; with dry_run, the plan (adds `fits` and `error`).",
             ),
-            **problems(400, 401, 403, 404, 409, 413, 415, 422, 503),
+            **problems(400, 401, 403, 404, 409, 411, 413, 415, 422, 503),
         },
     )
     @action(detail=True, methods=["post"])

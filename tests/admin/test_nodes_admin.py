@@ -180,6 +180,32 @@ def test_plan_counts_earlier_rows_of_the_same_host_and_writes_nothing():
     assert set(Node.objects.values_list("image_id", flat=True)) == {old.pk}
 
 
+def test_plan_says_whether_each_row_would_apply_and_claims_no_fit_past_an_earlier_error():
+    old, _new, _bitcoin = images()
+    small = ImageFactory(protocol="ethereum", version="0.9", min_cpu_cores=1)
+    fine, drifted = HostFactory(name="host-fine"), HostFactory(name="host-drifted")
+    nodes = [place_node(host=fine, image=old, name="node-a"), place_node(host=drifted, image=old, name="node-b")]
+    Host.objects.filter(pk=drifted.pk).update(node_cpu_cores=0)  # shrinking 2 -> 1 core would go below zero
+
+    response = post_action(
+        client_for(staff("nodes.upgrade_node")),
+        NODES,
+        "upgrade_selected",
+        [n.pk for n in nodes],
+        step="plan",
+        image=str(small.pk),
+    )
+
+    rows = {row["node"].name: row for row in response.context["rows"]}
+    assert (rows["node-a"]["would_apply"], rows["node-a"]["status"]) == (True, "fits")
+    assert {change["fits"] for change in rows["node-a"]["changes"]} == {True}
+    assert (rows["node-b"]["would_apply"], rows["node-b"]["status"]) == (False, "fails")
+    assert {change["fits"] for change in rows["node-b"]["changes"]} == {None}  # drift, not capacity
+    page = response.content.decode()
+    assert page.count('data-would-apply="true"') == 1 and page.count('data-would-apply="false"') == 1
+    assert "✗ would not apply" in page and "✓ would apply: fits" in page
+
+
 def test_plan_with_force_places_past_capacity_only_for_users_who_may_overcommit():
     old, new, _bitcoin = images()
     host = HostFactory(memory_bytes=8 * GiB)

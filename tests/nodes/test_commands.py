@@ -1,5 +1,6 @@
 """upgrade_node and seed_demo as an operator runs them."""
 
+import io
 import os
 import subprocess
 import sys
@@ -24,7 +25,7 @@ def test_upgrade_node_from_a_shell_exits_0_1_and_2():
 
     plan = manage("upgrade_node", "eth-a", "ethereum@2.0", "--dry-run")
     assert (plan.returncode, Node.objects.get(pk=node.pk).image_id) == (0, old.pk)
-    assert "Would apply." in plan.stdout and "8.0 GiB -> 16.0 GiB" in plan.stdout
+    assert "Would apply: yes." in plan.stdout and "8.0 GiB -> 16.0 GiB" in plan.stdout
 
     done = manage("upgrade_node", str(node.pk), str(new.pk))
     assert done.returncode == 0, done.stderr
@@ -36,7 +37,10 @@ def test_upgrade_node_from_a_shell_exits_0_1_and_2():
     assert "not enough CPU" in refused.stderr and "Traceback" not in refused.stderr
 
     would_refuse = manage("upgrade_node", "eth-a", "ethereum@9.0", "--dry-run")
-    assert would_refuse.returncode == 1 and "Would be refused: not enough CPU" in would_refuse.stdout
+    assert (
+        would_refuse.returncode == 1
+        and "Would apply: no. Applying it would be refused: not enough CPU" in would_refuse.stdout
+    )
 
     forced = manage("upgrade_node", "eth-a", "ethereum@9.0", "--force")
     assert forced.returncode == 0 and "(forced)" in forced.stdout
@@ -44,6 +48,22 @@ def test_upgrade_node_from_a_shell_exits_0_1_and_2():
 
     assert manage("upgrade_node", "eth-a").returncode == 2  # usage error
     assert_counters_exact()
+
+
+@pytest.mark.django_db
+def test_upgrade_node_dry_run_says_would_apply_no_and_claims_no_fit_for_another_protocol():
+    place_node(host=HostFactory(), image=ImageFactory(protocol="ethereum", version="1.0"), name="eth-a")
+    ImageFactory(protocol="bitcoin", version="27.0")
+    out = io.StringIO()
+
+    with pytest.raises(CommandError) as caught:
+        call_command("upgrade_node", "eth-a", "bitcoin@27.0", "--dry-run", stdout=out)
+
+    assert caught.value.returncode == 1
+    text = out.getvalue()
+    assert "no allocation on bitcoin@27.0 can be computed (incompatible_image)" in text
+    assert "fits" not in text.replace("Would apply", "") and "->" not in text.split("\n", 1)[1]
+    assert text.splitlines()[-1].startswith("Would apply: no. Applying it would be refused: Node eth-a runs")
 
 
 @pytest.mark.django_db
@@ -97,7 +117,7 @@ def test_the_quick_start_database_sqlite_seeds_and_upgrades(tmp_path):
         "i = Image.objects.filter(protocol='ethereum').exclude(pk=n.image_id).first(); print(n.name, i)"
     )
     node, image = run("shell", "-c", pick).strip().splitlines()[-1].split()
-    assert "Would apply." in run("upgrade_node", node, image, "--dry-run")
+    assert "Would apply: yes." in run("upgrade_node", node, image, "--dry-run")
     assert f"-> {image}" in run("upgrade_node", node, image, "--force")
     audit = subprocess.run(
         [sys.executable, "manage.py", "audit_resources"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120

@@ -7,6 +7,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from config.errors import CommandClosed, InvalidInput, InvalidState, NodeBusy, NotFound
+from config.metrics import AGENT_RESULTS
 from config.units import BIGINT_MAX
 from hosts.models import Host
 from nodes.lifecycle import command_ack, command_cancel, command_result
@@ -623,3 +624,18 @@ def test_an_upgrade_that_supersedes_runs_one_more_statement_than_a_first_upgrade
 
     assert len(first) == len(second) + 1  # the superseding UPDATE
     assert "LEFT JOIN" in second[0] and "nodes_command" in second[0]  # the open command: in the locked read
+
+
+def test_results_are_counted_by_kind_and_outcome_once_committed(
+    host, images, upgrading, django_capture_on_commit_callbacks
+):
+    counter = AGENT_RESULTS.labels(kind="node_upgrade", outcome="rolled_back")
+    before = counter._value.get()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        report(upgrading, "rolled_back")
+    with django_capture_on_commit_callbacks(execute=True):
+        report_again = Command.objects.get(node_id=upgrading.pk, kind="node_upgrade")
+        command_result(command_id=report_again.pk, host_id=host.pk, outcome="rolled_back")  # a repeat: not counted
+
+    assert counter._value.get() == before + 1

@@ -1,7 +1,8 @@
 """manage.py upgrade_node NODE IMAGE: the operator's path to node_upgrade (source `cli`).
 
-Exit 0 on success (or, with --dry-run, when the upgrade would apply), 1 on a refusal (the
-error's detail, no traceback), 2 on a usage error. Shell access is full trust: --force needs no
+Exit 0 on success (or, with --dry-run, when the upgrade would apply: its last line says
+`Would apply: yes.` or `no.` and why), 1 on a refusal (the error's detail, no traceback), 2 on
+a usage error. Shell access is full trust: --force needs no
 permission here."""
 
 from django.core.management.base import BaseCommand, CommandError
@@ -14,6 +15,8 @@ from nodes.services import UpgradeOutcome, node_upgrade, node_upgrade_plan
 
 
 def _allocation_lines(outcome: UpgradeOutcome) -> list[str]:
+    if not outcome.new_known:
+        return [f"  no allocation on {outcome.to_image.label} can be computed ({outcome.error.code})"]
     lines = []
     for name, old in outcome.old.items():
         new = getattr(outcome.new, name)
@@ -66,8 +69,13 @@ class Command(BaseCommand):
             *(f"  warning: {warning}" for warning in outcome.warnings),
         ]
         if dry_run:
-            lines += _plan_lines(outcome)
-            lines.append(f"Would be refused: {outcome.error.detail}" if outcome.error else "Would apply.")
+            if outcome.capacity_checked:  # past an earlier error, whether it fits is not the question
+                lines += _plan_lines(outcome)
+            lines.append(
+                "Would apply: yes."
+                if outcome.would_apply
+                else f"Would apply: no. Applying it would be refused: {outcome.error.detail}"
+            )
         self.stdout.write("\n".join(lines))
         if dry_run and outcome.error:
             raise CommandError(f"dry run: {outcome.error.code}", returncode=1)
