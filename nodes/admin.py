@@ -507,7 +507,7 @@ def _command_steps(command: Command):
     else:
         outcome = state_badge(command.status, command.get_status_display())
         steps.append(format_html("{} {}", outcome, _clock(command.finished_at)) if command.finished_at else outcome)
-    return format_html_join(" → ", "{}", ((step,) for step in steps))
+    return format_html_join(" → ", '<span class="nf-nowrap">{}</span>', ((step,) for step in steps))
 
 
 def _clock(moment) -> str:

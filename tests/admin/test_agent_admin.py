@@ -83,7 +83,10 @@ def test_node_page_shows_the_timeline_of_its_commands_with_the_agents_message():
     assert "Upgrade node ethereum@1.0 → ethereum@2.0" in page
     assert "disk full on /var/lib" in page
     created, acked = command.created_at.strftime("%Y-%m-%d %H:%M:%S"), command.acked_at.strftime("%Y-%m-%d %H:%M:%S")
-    assert f"created {created} → acked {acked} → " in page
+    assert (
+        f'<span class="nf-nowrap">created {created}</span> → <span class="nf-nowrap">acked {acked}</span> → '
+        '<span class="nf-nowrap"><span class="nf-badge nf-state nf-state-failed"'
+    ) in page
     assert "Create node" in page  # the node's first command, closed by its agent
 
 
