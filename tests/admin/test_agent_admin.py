@@ -194,3 +194,10 @@ def test_issue_agent_token_confirms_then_shows_each_token_once_and_stores_its_di
     assert Host.objects.get(pk=host.pk).agent_token_digest != digest  # the first token is revoked
     assert "already has a token" in post_action(changer, HOSTS, "issue_agent_token", [host.pk]).content.decode()
     assert again.status_code == 200
+
+
+def test_fleet_health_links_to_overdue_commands_and_offline_agents():
+    page = client_for(staff()).get(reverse("admin:index")).content.decode()
+
+    assert f'href="{reverse(COMMANDS)}?overdue=yes">Overdue agent commands</a>' in page
+    assert f'href="{reverse(HOSTS)}?agent=offline">Offline agents</a>' in page
