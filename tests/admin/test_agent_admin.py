@@ -3,6 +3,7 @@ node's timeline of commands, "Revert to <image>" on a failed node, cancelling co
 hosts' agent presence."""
 
 import hashlib
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -201,3 +202,33 @@ def test_fleet_health_links_to_overdue_commands_and_offline_agents():
 
     assert f'href="{reverse(COMMANDS)}?overdue=yes">Overdue agent commands</a>' in page
     assert f'href="{reverse(HOSTS)}?agent=offline">Offline agents</a>' in page
+
+
+@pytest.mark.parametrize(
+    ("changelist", "query"),
+    [
+        (NODES, "?overdue=yes"),
+        (COMMANDS, "?overdue=yes"),
+        (COMMANDS, "?status__exact=pending"),
+        (HOSTS, "?agent=offline"),
+    ],
+)
+def test_agent_filters_run_the_same_queries_whatever_the_number_of_rows(
+    changelist, query, settings, django_assert_max_num_queries
+):
+    settings.AGENT_ACK_TIMEOUT = 0
+    client = client_for(staff())
+    image = ImageFactory()
+
+    def grow(count):
+        for _ in range(count):
+            host = HostFactory(agent_token_digest=uuid.uuid4().hex * 2)
+            place_node(host=host, image=image, running=False)
+
+    grow(1)
+    with django_assert_max_num_queries(15) as small:
+        assert client.get(reverse(changelist) + query).status_code == 200
+    grow(8)
+    with django_assert_max_num_queries(len(small)):
+        response = client.get(reverse(changelist) + query)
+    assert len(response.context["cl"].result_list) == 9
