@@ -21,6 +21,7 @@ from config.db import atomic_with_retry
 from config.errors import (
     AlreadyOnImage,
     ApplicationError,
+    Busy,
     IncompatibleImage,
     InsufficientCapacity,
     InvalidImageConfig,
@@ -230,7 +231,7 @@ def _upgrade_outcome(node: Node, old: ImageSpec, new: ImageSpec, command, *, for
         counters=check,
         warnings=warnings,
         error=_refusal(node, old, new, allocation, command) or check.error,
-        superseded=command if command is not None and command.status == CommandStatus.PENDING else None,
+        superseded=command if busy_refusal(node, command) is None else None,
     )
 
 
@@ -293,13 +294,10 @@ def node_upgrade(*, node_id, image_id, force: bool = False, actor=None, source: 
         if outcome.error:
             raise outcome.error
         if outcome.superseded is not None and not _supersede(outcome.superseded):
-            # Acked since we read it: read again under the lock we hold; now it refuses.
+            # Its agent acked it since we read it (an ack takes no node lock). Read again, under
+            # the lock we hold: the command is `acked` now, so the upgrade is refused.
             node, old, new, command = _node_and_images(node_id, image_id, lock=True)
-            outcome = _upgrade_outcome(node, old, new, command, force=force)
-            if outcome.error:
-                raise outcome.error
-            if outcome.superseded is not None and not _supersede(outcome.superseded):
-                raise busy_refusal(node, command) or AssertionError("a pending command could not be superseded")
+            raise busy_refusal(node, command) or Busy("The node's command changed while it was read; try again.")
         payload = _upgrade_payload(outcome, node)
         node_state_transition(node, NodeState.UPGRADING)
         host = host_counters_write(host=node.host, check=outcome.counters)  # outcome.host: the same counters

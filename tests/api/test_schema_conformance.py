@@ -10,9 +10,12 @@ from urllib.parse import urlencode
 import pytest
 from openapi_core import Config, OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
+from rest_framework.test import APIClient
 
-from nodes.models import Image
-from tests.factories import GiB, ImageFactory, ImagePropertyFactory
+from hosts.agent_tokens import agent_token_issue
+from nodes.models import Command, Image, Node
+from tests.api.conftest import token_client
+from tests.factories import GiB, ImageFactory, ImagePropertyFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -104,6 +107,30 @@ def test_every_operation_answers_what_the_served_schema_says(client, admin_clien
     tour.call(as_role("reader"), "delete", f"/api/v1/nodes/{other.pk}/", status=403)
     tour.call(admin_client, "delete", f"/api/v1/nodes/{other.pk}/", status=204)
     tour.call(admin_client, "delete", f"/api/v1/nodes/{other.pk}/", status=404)
+
+    # The host's agent (§9): poll, ack and report the upgrade applied above; their refusals.
+    agent = APIClient()
+    agent.credentials(HTTP_AUTHORIZATION=f"Bearer {agent_token_issue(host=host)}")
+    upgrade_command = Command.objects.get(node_id=node.pk, status="pending")
+    commands = "/api/v1/agent/commands/"
+    tour.call(agent, "get", commands, status=200)
+    tour.call(anonymous, "get", commands, status=401)
+    tour.call(admin_client, "get", commands, status=401)
+    tour.call(agent, "post", f"{commands}{upgrade_command.pk}/ack/", status=200)
+    tour.call(agent, "post", f"{commands}999999999/ack/", status=404)
+    result = f"{commands}{upgrade_command.pk}/result/"
+    tour.call(agent, "post", result, {"outcome": "retry_later"}, status=400)
+    tour.call(agent, "post", result, {"outcome": "succeeded", "message": "done"}, status=200)
+    tour.call(agent, "post", result, {"outcome": "failed"}, status=409)
+
+    # Support cancels the open create of the node made above.
+    create_command = Command.objects.get(node_id=Node.objects.get(name="tour-1").pk, status="pending")
+    cancel = f"/api/v1/commands/{create_command.pk}/cancel/"
+    canceller = token_client(UserFactory(permissions=["nodes.cancel_command"]))
+    tour.call(as_role("reader"), "post", cancel, status=403)
+    tour.call(canceller, "post", cancel, status=200)
+    tour.call(canceller, "post", cancel, status=409)
+    tour.call(canceller, "post", "/api/v1/commands/999999999/cancel/", status=404)
 
     assert tour.succeeded == tour.operations, (
         f"operations no request of this tour answered with a success: {sorted(tour.operations - tour.succeeded)} — "
