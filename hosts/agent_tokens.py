@@ -41,10 +41,3 @@ def agent_token_issue(*, host: Host, rotate: bool = False) -> str:
             agent_token_digest=agent_token_digest(token), agent_token_created_at=timezone.now()
         )
     return token
-
-
-def host_by_agent_token(token: str) -> Host | None:
-    """The host whose agent holds `token` (one indexed read), or None."""
-    if not TOKEN_PATTERN.fullmatch(token):
-        return None
-    return Host.objects.only("pk", "name", "agent_seen_at").filter(agent_token_digest=agent_token_digest(token)).first()

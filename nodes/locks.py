@@ -170,3 +170,9 @@ def command_with_node(command_id: int, host_id=None) -> tuple[Command | None, No
         connection.alias, [f.attname for f in _COMMAND_ALL], _converted(_COMMAND_ALL, row[ends[1] :])
     )
     return command, node
+
+
+def model_from_row(model, fields: list, values):
+    """An instance of `model` from raw column values of `fields` (in the model's field order),
+    converted as the ORM converts them on this database."""
+    return model.from_db(connection.alias, [f.attname for f in fields], _converted(fields, values))

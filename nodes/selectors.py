@@ -1,11 +1,14 @@
 """Reads of nodes and images for the entry points (API, admin, commands)."""
 
+import functools
 import uuid
 
-from django.db.models import Q
+from django.db import connection
 from django.utils import timezone
 
 from config.errors import NotFound
+from hosts.models import Host
+from nodes.locks import model_from_row
 from nodes.models import Command, CommandKind, CommandStatus, Image, Node, NodeState
 
 AGENT_POLL_LIMIT = 100
@@ -61,12 +64,37 @@ def revert_image(node: Node) -> Image | None:
     return Image.objects.filter(pk=image_id).first()
 
 
-def agent_open_commands(host_id) -> list[Command]:
-    """A host's open commands that are due (`not_before` past), oldest first, at most 100: one
-    statement on the partial index of open commands by host."""
-    due = Q(not_before__isnull=True) | Q(not_before__lte=timezone.now())
-    return list(
-        Command.objects.filter(due, host_id=host_id, status__in=[CommandStatus.PENDING, CommandStatus.ACKED])
-        .only("id", "kind", "node_id", "payload", "status", "attempts", "created_at")
-        .order_by("id")[:AGENT_POLL_LIMIT]
+_POLL_HOST = [Host._meta.get_field(name) for name in ("id", "name", "agent_seen_at")]
+_POLL_COMMAND = [
+    field
+    for field in Command._meta.concrete_fields
+    if field.name in ("id", "kind", "node_id", "payload", "status", "attempts", "created_at")
+]
+
+
+@functools.cache
+def _poll_statement() -> str:
+    h, c = Host._meta.db_table, Command._meta.db_table
+    columns = ", ".join([*(f"h.{f.column}" for f in _POLL_HOST), *(f"c.{f.column}" for f in _POLL_COMMAND)])
+    open_statuses = ", ".join(f"'{status}'" for status in (CommandStatus.PENDING, CommandStatus.ACKED))
+    return (
+        f"SELECT {columns} FROM {h} h LEFT JOIN {c} c ON c.host_id = h.id AND c.status IN ({open_statuses})"
+        " AND (c.not_before IS NULL OR c.not_before <= %s)"
+        f" WHERE h.agent_token_digest = %s ORDER BY c.id LIMIT {AGENT_POLL_LIMIT}"
     )
+
+
+def agent_poll(token_digest: str) -> tuple[Host | None, list[Command]]:
+    """The agent's poll in ONE statement (the hottest request of a large fleet): the host whose
+    token has this digest, and its open commands that are due (`not_before` past), oldest first,
+    at most 100. (None, []) when no host has that token."""
+    now = Command._meta.get_field("created_at").get_db_prep_value(timezone.now(), connection)
+    with connection.cursor() as cursor:
+        cursor.execute(_poll_statement(), [now, token_digest])
+        rows = cursor.fetchall()
+    if not rows:
+        return None, []
+    split = len(_POLL_HOST)
+    host = model_from_row(Host, _POLL_HOST, rows[0][:split])
+    commands = [model_from_row(Command, _POLL_COMMAND, row[split:]) for row in rows if row[split] is not None]
+    return host, commands

@@ -15,7 +15,6 @@ from nodes.agent.serializers import (
     EmptyBodySerializer,
 )
 from nodes.lifecycle import command_ack, command_result
-from nodes.selectors import agent_open_commands
 
 
 class AgentView(APIView):
@@ -44,9 +43,8 @@ class AgentCommandsView(AgentView):
         tags=["agent"],
     )
     def get(self, request):
-        commands = agent_open_commands(self.host.pk)
         agent_seen(self.host)
-        return Response({"results": AgentCommandSerializer(commands, many=True).data})
+        return Response({"results": AgentCommandSerializer(request.user.commands, many=True).data})
 
 
 class AgentCommandAckView(AgentView):
