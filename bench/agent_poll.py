@@ -1,9 +1,9 @@
 """The agents' hot path through gunicorn (W workers): an idle agent's poll
 (GET /api/v1/agent/commands/, nothing to do) measured with wrk beside GET /healthz in the same
-run, and the result path (POST .../result/, each closing one open node_create command) measured
-with keep-alive Python clients. Target: poll rate >= 0.5x the healthz rate.
+run (alternating rounds), and the result path (POST .../result/, each closing one open
+node_create command) measured with keep-alive Python clients. Target: poll rate >= 0.5x the healthz rate.
 
-    .venv/bin/python bench/agent_poll.py [--database nodefleet_bench] [--seconds 10] [--results 2000]
+    .venv/bin/python bench/agent_poll.py [--database nodefleet_bench] [--seconds 10] [--rounds 3] [--results 2000]
 
 wrk is Debian's (`apt-get install -y wrk`); the script installs it when missing and it runs as
 root. The fleet is seed_demo's (--hosts x --nodes-per-host), so the poll's lookups run on a
@@ -61,7 +61,6 @@ def prepare(results: int) -> tuple[str, str, list[str]]:
     """The idle host's token; a fresh host with `results` nodes being created (an open
     node_create command each) and its token; the command ids."""
     from hosts.agent_tokens import agent_token_issue
-
     from hosts.models import Host
     from nodes.models import Command, CommandStatus, Image
     from nodes.services import node_create
@@ -148,6 +147,7 @@ def main():
     parser.add_argument("--nodes-per-host", type=int, default=100)
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
     parser.add_argument("--seconds", type=float, default=10, help="per wrk phase")
+    parser.add_argument("--rounds", type=int, default=3, help="healthz/poll phase pairs, alternating")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--connections", type=int, default=16, help="wrk keep-alive connections")
     parser.add_argument("--results", type=int, default=2000, help="result reports (open commands prepared)")
@@ -168,8 +168,11 @@ def main():
         base = f"http://127.0.0.1:{port}"
         options = {"seconds": args.seconds, "threads": args.threads, "connections": args.connections}
         run_wrk(wrk, f"{base}/healthz", seconds=2, threads=1, connections=2)  # warm every worker up
-        healthz = run_wrk(wrk, f"{base}/healthz", **options)
-        poll = run_wrk(wrk, f"{base}/api/v1/agent/commands/", token=idle_token, **options)
+        rounds = []  # (healthz, poll), alternating, so a change in the machine's load hits both
+        for _ in range(args.rounds):
+            healthz = run_wrk(wrk, f"{base}/healthz", **options)
+            poll = run_wrk(wrk, f"{base}/api/v1/agent/commands/", token=idle_token, **options)
+            rounds.append((healthz, poll))
         results = measure_results(port, busy_token, ids, args.clients, args.client_threads)
     finally:
         server.terminate()
@@ -179,19 +182,21 @@ def main():
         f"fleet: {args.hosts} hosts x {args.nodes_per_host} nodes; gunicorn {args.workers} workers; wrk "
         f"{args.threads} threads x {args.connections} connections, {args.seconds:g} s per phase"
     )
-    print(f"  GET /healthz                  {healthz['rate']:>9.1f} req/s  p50 {healthz['p50']}  p99 {healthz['p99']}")
-    print(
-        f"  GET /api/v1/agent/commands/   {poll['rate']:>9.1f} req/s  p50 {poll['p50']}  p99 {poll['p99']}  "
-        f"(idle agent; non-2xx: {poll['non_2xx']})"
-    )
+    for number, (healthz, poll) in enumerate(rounds, 1):
+        print(
+            f"  round {number}: GET /healthz {healthz['rate']:>8.1f} req/s "
+            f"(p50 {healthz['p50']}, p99 {healthz['p99']});"
+            f"  idle poll {poll['rate']:>8.1f} req/s (p50 {poll['p50']}, p99 {poll['p99']}, non-2xx {poll['non_2xx']})"
+            f"  ratio {poll['rate'] / healthz['rate']:.2f}x"
+        )
     print(
         f"  POST .../result/ (succeeded)  {results['rate']:>9.1f} req/s  p50 {results['p50']:.2f}ms  "
         f"p99 {results['p99']:.2f}ms  statuses {results['statuses']}  "
         f"({len(ids)} node_create commands, {args.clients * args.client_threads} keep-alive clients)"
     )
-    ratio = poll["rate"] / healthz["rate"]
-    print(f"  ratio poll / healthz: {ratio:.2f}x (target >= 0.5x)")
-    if poll["non_2xx"]:
+    ratios = sorted(poll["rate"] / healthz["rate"] for healthz, poll in rounds)
+    print(f"  ratio poll / healthz, median of {len(ratios)} rounds: {ratios[len(ratios) // 2]:.2f}x (target >= 0.5x)")
+    if any(poll["non_2xx"] for _, poll in rounds):
         raise SystemExit("the poll answered errors: the figure is not valid")
 
 
