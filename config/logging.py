@@ -1,12 +1,15 @@
 """Structured logs: a request id on every line, and JSON lines when LOG_FORMAT=json.
 
-Services log with `extra={"event": ..., "node": ..., ...}`; the plain format shows the message,
+Services log with `extra={"event": ..., "node": ..., ...}`; the plain format shows the message
+(characters that do not print escaped: a node named with a newline cannot forge a log line),
 the JSON format every field, so a log pipeline can index them without parsing prose."""
 
 import contextvars
 import json
 import logging
 import uuid
+
+from config.text import escape_unprintable
 
 request_id = contextvars.ContextVar("request_id", default=None)
 
@@ -37,6 +40,15 @@ class QuietAgentPolls(logging.Filter):
     def filter(self, record):
         line = record.args[0] if isinstance(record.args, tuple) and record.args else ""
         return not (getattr(record, "status_code", None) == 200 and str(line).startswith(self.POLL))
+
+
+class PlainFormatter(logging.Formatter):
+    """One line per record: the message's control characters escaped (a traceback, formatted
+    apart, keeps its own lines)."""
+
+    def formatMessage(self, record):
+        record.message = escape_unprintable(record.message)
+        return super().formatMessage(record)
 
 
 class JsonFormatter(logging.Formatter):

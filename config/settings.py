@@ -146,21 +146,26 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
-        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
-        if not DEBUG
-        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage" if DEBUG else "config.static.StaticStorage"
     },
 }
+# Not collected (gunicorn started without `collectstatic`): whitenoise serves the apps' files
+# and config.static.StaticStorage names them unhashed, with a warning at start.
+WHITENOISE_USE_FINDERS = not (STATIC_ROOT / "staticfiles.json").exists()
 
 # Production hardening; all on unless DEBUG (override from the environment behind a proxy).
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# X-Forwarded-Proto is believed only when a TLS-terminating proxy in front says so: a gunicorn
+# reached directly would otherwise take any client's word that the request came over https.
+BEHIND_TLS_PROXY = env.bool("BEHIND_TLS_PROXY", default=False)
+if BEHIND_TLS_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
-# Load balancers probe /healthz over plain HTTP.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# Load balancers probe /healthz and Prometheus scrapes /metrics over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
@@ -211,7 +216,10 @@ LOGGING = {
         "quiet_agent_polls": {"()": "config.logging.QuietAgentPolls"},
     },
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "plain": {
+            "()": "config.logging.PlainFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
+        },
         "json": {"()": "config.logging.JsonFormatter"},
         "django.server": {
             "()": "django.utils.log.ServerFormatter",
@@ -258,7 +266,8 @@ AGENT_OFFLINE_AFTER = env.int("AGENT_OFFLINE_AFTER", default=300)
 # How often a polling agent's Host.agent_seen_at is written, at most (seconds).
 AGENT_SEEN_INTERVAL = env.int("AGENT_SEEN_INTERVAL", default=60)
 
-# /metrics: with a token, callers must send `Authorization: Bearer <token>`; without, only loopback.
+# /metrics: callers send `Authorization: Bearer <token>`. Without a token it is closed, except
+# under DEBUG to loopback requests that no proxy forwarded (config.metrics).
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 # REST API (/api/v1/): token first (so a request without credentials gets 401), strict JSON,

@@ -2,9 +2,9 @@
 the list's one query, and the audit and repair of counters (hosts.audit, hosts.repair) behind
 confirmation pages. Counters are read-only here: only the services write them."""
 
-from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.db import transaction
 from django.db.models import Count, F, Q
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -17,6 +17,7 @@ from hosts.admin_helpers import (
     LargeTableAdmin,
     PagedChangeList,
     PageFirstPaginator,
+    PrintableFieldsForm,
     ReadOnlyAdmin,
     counter_label,
     usage_bar,
@@ -121,8 +122,10 @@ def _exact_bytes(amount: int) -> str:
     return f"{human_bytes(amount)} ({amount:,} bytes)"
 
 
-class HostForm(forms.ModelForm):
+class HostForm(PrintableFieldsForm):
     """Capacity is typed in exact integers; the help under each says what it holds now in human units."""
+
+    printable_fields = ("name",)
 
     class Meta:
         model = Host
@@ -164,14 +167,24 @@ def _report_rows(report) -> list[dict]:
 
 
 def repair_summary(report) -> str:
-    """One line for a repair: what changed, host by host, old → new."""
+    """One line for a repair: what changed, host by host, old → new; and the hosts it could not repair."""
+    refused = "".join(f" Not repaired: {refusal.host_name}: {refusal.error.detail}" for refusal in report.refused)
     if not report.changes:
+        if refused:
+            return f"Nothing repaired.{refused}"
         return f"Nothing to repair: the counters of the {report.hosts_checked} host(s) agree with their nodes."
     details = "; ".join(
         "{} ({})".format(row["host_name"], ", ".join(f"{c['label']} {c['old']} → {c['new']}" for c in row["counters"]))
         for row in _report_rows(report)
     )
-    return f"Repaired {len(report.changes)} host(s): {details}."
+    return f"Repaired {len(report.changes)} host(s): {details}.{refused}"
+
+
+def repair_level(report) -> int:
+    """The message level of a repair: success, warning when some hosts were refused, error when all were."""
+    if not report.refused:
+        return messages.SUCCESS
+    return messages.WARNING if report.changes else messages.ERROR
 
 
 @admin.register(Host)
@@ -292,6 +305,12 @@ class HostAdmin(LargeTableAdmin):
         else:
             obj.save()
 
+    def delete_queryset(self, request, queryset):
+        """One Host.delete() each (it locks the host and counts its nodes first), in pk order."""
+        with transaction.atomic():
+            for host in queryset.order_by("pk"):
+                host.delete()
+
     def get_deleted_objects(self, objs, request):
         """Refuses hosts that still hold nodes up front, rather than listing every node."""
         holding = Host.objects.filter(pk__in=[host.pk for host in objs]).annotate(count=Count("nodes"))
@@ -357,9 +376,12 @@ class HostAdmin(LargeTableAdmin):
             return None
         if request.POST.get("step") == "apply":
             report = host_counters_repair(host_ids=host_ids, actor=request.user, source=Source.ADMIN)
-            self.message_user(request, repair_summary(report), messages.SUCCESS)
+            self.message_user(request, repair_summary(report), repair_level(report))
             return None
         report = host_counters_repair(host_ids=host_ids, dry_run=True, actor=request.user, source=Source.ADMIN)
+        for refusal in report.refused:
+            detail = f"{refusal.host_name} cannot be repaired: {refusal.error.detail}"
+            self.message_user(request, detail, messages.ERROR)
         return self._page(
             request,
             "admin/hosts/host/repair_counters.html",

@@ -24,14 +24,13 @@ from config.metrics import AGENT_RESULTS
 from config.statements import update_row
 from hosts.counters import host_counters_check, host_counters_write
 from hosts.models import Host, Source
-from nodes.locks import command_with_node
+from nodes.locks import command_with_node, share_image_if_exists
 from nodes.models import (
     OUTCOMES_OF_KIND,
     RETRY_LATER,
     Command,
     CommandKind,
     CommandStatus,
-    Image,
     Node,
     NodeEvent,
     NodeState,
@@ -146,7 +145,7 @@ def _roll_back(command: Command, node: Node) -> tuple[_Side | None, ApplicationE
         side.allocation.check_within_bigint(f"Node {node.name} rolled back")
     except ApplicationError as error:
         return None, error
-    if side.image_id != node.image_id and not Image.objects.filter(pk=side.image_id).exists():
+    if side.image_id != node.image_id and not share_image_if_exists(side.image_id):
         return None, InvalidState(
             f"Image {side.image_id} of the node's `from` side no longer exists: node {node.name} cannot be put back.",
             state=command.status,

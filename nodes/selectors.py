@@ -4,6 +4,7 @@ import functools
 import uuid
 
 from django.db import connection
+from django.db.models import Q
 from django.utils import timezone
 
 from config.errors import NotFound
@@ -22,9 +23,11 @@ def _as_uuid(value: str) -> uuid.UUID | None:
 
 
 def node_by_id_or_name(ref: str) -> Node:
-    """A node named by its id or its name (`not_found` otherwise)."""
+    """A node named by its id or else by its name, even a name that reads as a UUID
+    (`not_found` otherwise). One query."""
     pk = _as_uuid(ref)
-    node = (Node.objects.filter(pk=pk) if pk else Node.objects.filter(name=ref)).first()
+    found = Node.objects.filter(Q(pk=pk) | Q(name=ref)) if pk else Node.objects.filter(name=ref)
+    node = min(found[:2], key=lambda candidate: candidate.pk != pk, default=None)  # the id's match first
     if node is None:
         raise NotFound(f"No node with id or name {ref!r}.")
     return node

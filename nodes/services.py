@@ -8,6 +8,7 @@ the NodeLog entry and the Command together, or nothing.
 """
 
 import copy
+import functools
 import logging
 import time
 import uuid
@@ -32,11 +33,12 @@ from config.errors import (
 from config.logging import log_event
 from config.metrics import LOCK_WAIT_SECONDS, UPGRADE_SECONDS, UPGRADES, timed
 from config.statements import insert_row, update_row
+from config.text import printable_error
 from config.units import BIGINT_MAX
 from hosts.counters import CounterCheck, host_counters_apply, host_counters_check, host_counters_write
 from hosts.locks import lock_host, lock_with_host
 from hosts.models import Host, Source
-from nodes.locks import node_with_images
+from nodes.locks import node_with_images, share_image
 from nodes.models import (
     OPEN_STATUSES,
     Command,
@@ -79,8 +81,11 @@ def _as_uuid(value, what: str) -> uuid.UUID:
 
 
 def _image(image_id) -> ImageSpec:
+    """The image a node is placed on, its row shared-locked first (nodes.locks.share_image)."""
+    pk = _as_uuid(image_id, "image")
+    share_image(pk)
     try:
-        return image_spec(Image.objects.prefetch_related("properties").get(pk=_as_uuid(image_id, "image")))
+        return image_spec(Image.objects.prefetch_related("properties").get(pk=pk))
     except Image.DoesNotExist:
         raise NotFound(f"No image with id {image_id}.") from None
 
@@ -93,7 +98,16 @@ def _lock_node(node_id) -> Node:
 
 
 def log_node_event(
-    event: str, node: Node, host: Host, *, actor, source, forced: bool = False, warnings=(), **fields
+    event: str,
+    node: Node,
+    host: Host,
+    *,
+    actor,
+    source,
+    forced: bool = False,
+    force_requested: bool = False,
+    warnings=(),
+    **fields,
 ) -> None:
     insert_row(
         NodeLog,
@@ -105,6 +119,7 @@ def log_node_event(
         actor_id=actor.pk if actor is not None and actor.is_authenticated else None,
         source=source,
         forced=forced,
+        force_requested=force_requested,
         warnings=list(warnings),
         created_at=timezone.now(),
         **fields,
@@ -126,6 +141,37 @@ def _command(kind: str, node: Node, host: Host, payload: dict) -> None:
 
 def allocation_fields(prefix: str, amounts: Resources) -> dict[str, int]:
     return {prefix + name: amount for name, amount in amounts.items()}
+
+
+def _forced(check: CounterCheck, force: bool) -> bool:
+    """Whether `force` was needed: some resource that grows went past the host's capacity."""
+    return force and not all(check.fits.values())
+
+
+def _refusals_logged(event: str, **fields: str):
+    """Decorates a service so that each refusal (ApplicationError) logs one line `event` with
+    the error's code and detail; `fields` name a log field after the keyword argument it shows."""
+
+    def decorate(service):
+        @functools.wraps(service)
+        def logged(**kwargs):
+            try:
+                return service(**kwargs)
+            except ApplicationError as error:
+                log_event(
+                    logger,
+                    event,
+                    **{name: str(kwargs.get(argument)) for name, argument in fields.items()},
+                    code=error.code,
+                    detail=error.detail,
+                    actor=_actor_name(kwargs.get("actor")),
+                    source=kwargs.get("source", Source.API),
+                )
+                raise
+
+        return logged
+
+    return decorate
 
 
 # ---------------------------------------------------------------------------------------------
@@ -319,7 +365,8 @@ def node_upgrade(*, node_id, image_id, force: bool = False, actor=None, source: 
             source=source,
             old_image_id=outcome.from_image.id,
             new_image_id=outcome.to_image.id,
-            forced=force,
+            forced=_forced(outcome.counters, force),
+            force_requested=force,
             warnings=outcome.warnings,
             **allocation_fields("old_", outcome.old),
             **allocation_fields("new_", outcome.new),
@@ -367,7 +414,8 @@ def _log_upgrade(outcome: UpgradeOutcome, *, actor, source, force):
         old=outcome.old.as_dict(),
         new=outcome.new.as_dict(),
         delta=outcome.delta.as_dict(),
-        forced=force,
+        forced=_forced(outcome.counters, force),
+        force_requested=force,
         actor=_actor_name(actor),
         source=source,
     )
@@ -383,6 +431,8 @@ def _validate_create_input(name, properties) -> dict[str, str]:
         errors["name"] = ["A node needs a non-empty name."]
     elif len(name) > NAME_MAX_LENGTH:
         errors["name"] = [f"At most {NAME_MAX_LENGTH} characters."]
+    elif unprintable := printable_error(name):
+        errors["name"] = [unprintable]
     if properties is None:
         properties = {}
     if not isinstance(properties, dict):
@@ -414,6 +464,7 @@ class NodeChange:
     host: Host
 
 
+@_refusals_logged("create_refused", node="name", host="host_id", image="image_id")
 def node_create(
     *,
     name: str,
@@ -446,7 +497,9 @@ def node_create(
             raise _name_taken(name)
         config = full_config(spec, properties)
         allocation = required_allocation(spec.validate(), config).check_within_bigint(f"Node {name} on {spec.label}")
-        host = host_counters_apply(host=host, delta=allocation, node_count_delta=1, force=force)
+        check = host_counters_check(host=host, delta=allocation, node_count_delta=1, force=force)
+        host = host_counters_write(host=host, check=check)
+        forced = _forced(check, force)
         node = Node.objects.create(
             name=name, host=host, image_id=spec.id, properties=config, state=NodeState.CREATING, **allocation.as_dict()
         )
@@ -457,7 +510,8 @@ def node_create(
             actor=actor,
             source=source,
             new_image_id=spec.id,
-            forced=force,
+            forced=forced,
+            force_requested=force,
             **allocation_fields("new_", allocation),
         )
         _command(CommandKind.NODE_CREATE, node, host, {"image_id": str(spec.id), "properties": config})
@@ -469,7 +523,8 @@ def node_create(
                 host=host.name,
                 image=spec.label,
                 allocation=allocation.as_dict(),
-                forced=force,
+                forced=forced,
+                force_requested=force,
                 actor=_actor_name(actor),
                 source=source,
             )
@@ -482,6 +537,7 @@ def node_create(
         raise _name_taken(name) from None
 
 
+@_refusals_logged("delete_refused", node="node_id")
 def node_delete(*, node_id, actor=None, source: str = Source.API) -> NodeChange:
     """Removes a node, whatever its state: counters -= its allocation and node_count - 1 (refused
     with `counter_drift` if one would go below zero), its open commands close as `superseded`,

@@ -490,3 +490,31 @@ def test_add_form_lists_the_hosts_of_a_small_fleet_and_searches_those_of_a_big_o
     big = client.get(reverse("admin:nodes_node_add"))
     assert "admin-autocomplete" in big.content.decode()
     assert ">host-a</option>" not in big.content.decode()
+
+
+def test_image_protocol_version_and_property_keys_with_control_characters_are_refused():
+    client = client_for(staff("nodes.add_image", "nodes.add_imageproperty"))
+    inline = {
+        "properties-TOTAL_FORMS": "1",
+        "properties-INITIAL_FORMS": "0",
+        "properties-MIN_NUM_FORMS": "0",
+        "properties-MAX_NUM_FORMS": "1000",
+        "properties-0-key": "sync\nmode",
+        "properties-0-default_value": "snap",
+    }
+    image = {
+        "protocol": "eth\x1b[2K",
+        "version": "1.0\n",
+        "min_cpu_cores": "1",
+        "min_memory_bytes": "1",
+        "min_disk_bytes": "1",
+    }
+
+    response = client.post(reverse("admin:nodes_image_add"), {**image, **inline})
+
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert "Control or invisible characters" in errors["protocol"][0]
+    assert "version" not in errors  # surrounding whitespace is stripped, as by every CharField
+    assert "Control or invisible characters" in response.context["inline_admin_formsets"][0].formset.errors[0]["key"][0]
+    assert not Image.objects.exists()

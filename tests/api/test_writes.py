@@ -80,6 +80,18 @@ def test_create_refusals_change_nothing(admin_client, fleet, fields, code, statu
     assert snapshot() == before
 
 
+@pytest.mark.parametrize(
+    "name", ["eth-1\nhost h1: node_count recorded 0\x1b[2K", "tab\tname", "bidi\u202eevil", "cr\rname"], ids=repr
+)
+def test_create_refuses_control_and_invisible_characters_in_the_name(admin_client, fleet, name):
+    before = snapshot()
+
+    body = assert_problem(create(admin_client, fleet["host"], fleet["v1"], name=name), 400, "invalid")
+
+    assert "Control or invisible characters are not allowed" in body["errors"]["name"][0]
+    assert snapshot() == before
+
+
 def test_create_past_capacity_is_insufficient_capacity_and_force_places_it(admin_client, fleet):
     big = ImageFactory(protocol="ethereum", min_cpu_cores=13)
     before = snapshot()

@@ -42,6 +42,9 @@ def test_upgrade_node_from_a_shell_exits_0_1_and_2():
         and "Would apply: no. Applying it would be refused: not enough CPU" in would_refuse.stdout
     )
 
+    unneeded = manage("upgrade_node", "eth-a", "ethereum@1.0", "--force")
+    assert unneeded.returncode == 0 and "(--force not needed: it fits)" in unneeded.stdout
+
     forced = manage("upgrade_node", "eth-a", "ethereum@9.0", "--force")
     assert forced.returncode == 0 and "(forced)" in forced.stdout
     assert NodeLog.objects.filter(forced=True).count() == 1
@@ -77,6 +80,46 @@ def test_upgrade_node_refusals_show_the_services_detail(node, image, message):
     with pytest.raises(CommandError, match=message) as caught:
         call_command("upgrade_node", node, image)
     assert caught.value.returncode == 1
+
+
+@pytest.mark.django_db
+def test_upgrade_node_finds_a_node_whose_name_reads_as_a_uuid():
+    v1 = ImageFactory(protocol="ethereum", version="1.0")
+    ImageFactory(protocol="ethereum", version="2.0")
+    name = "0b9d4c36-1a6e-4c4a-9d59-5a3c2f7e8b10"
+    node = place_node(host=HostFactory(), image=v1, name=name)
+
+    call_command("upgrade_node", name, "ethereum@2.0", stdout=(out := io.StringIO()))
+
+    assert f"Upgraded: {name} on" in out.getvalue()
+    assert Node.objects.get(pk=node.pk).image.version == "2.0"
+
+
+@pytest.mark.django_db
+def test_upgrade_node_by_id_prefers_the_node_with_that_id_to_one_named_like_it():
+    v1 = ImageFactory(protocol="ethereum", version="1.0")
+    ImageFactory(protocol="ethereum", version="2.0")
+    host = HostFactory()
+    target = place_node(host=host, image=v1, name="target")
+    place_node(host=host, image=v1, name=str(target.pk))  # another node named with target's id
+
+    call_command("upgrade_node", str(target.pk), "ethereum@2.0", stdout=(out := io.StringIO()))
+
+    assert "Upgraded: target on" in out.getvalue()
+
+
+@pytest.mark.django_db
+def test_upgrade_node_escapes_control_characters_of_stored_names():
+    v1 = ImageFactory(protocol="ethereum", version="1.0")
+    ImageFactory(protocol="ethereum", version="2.0")
+    node = place_node(host=HostFactory(name="h1"), image=v1, name="eth-1")
+    Node.objects.filter(pk=node.pk).update(name="eth-1\nUpgraded: forged\x1b[2K")  # written around the app
+
+    call_command("upgrade_node", str(node.pk), "ethereum@2.0", stdout=(out := io.StringIO()))
+
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "Upgraded: eth-1\\nUpgraded: forged\\x1b[2K on h1: ethereum@1.0 -> ethereum@2.0"
+    assert "\x1b" not in out.getvalue()
 
 
 @pytest.mark.django_db

@@ -7,7 +7,7 @@ import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
-BEFORE = [("nodes", "0001_initial"), ("hosts", "0002_audit_run")]
+BEFORE = [("nodes", "0002_nodelog_force_requested"), ("hosts", "0002_audit_run")]
 
 
 @pytest.mark.django_db(transaction=True)

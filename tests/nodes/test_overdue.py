@@ -128,13 +128,13 @@ def test_agent_presence_online_offline_and_no_agent(settings):
 
 
 def test_metrics_gauge_overdue_commands_and_offline_hosts(settings):
-    settings.METRICS_TOKEN = ""
+    settings.METRICS_TOKEN = "metrics-test-token"
     host = HostFactory(agent_token_digest="d" * 64)
     open_command(host, age=99999)
     open_command(host, status=CommandStatus.ACKED, age=99999, acked_age=99999)
     open_command(host, status=CommandStatus.ACKED, age=99999, acked_age=99999)
 
-    body = Client(REMOTE_ADDR="127.0.0.1").get("/metrics").content.decode()
+    body = Client().get("/metrics", HTTP_AUTHORIZATION="Bearer metrics-test-token").content.decode()
 
     assert 'nodefleet_agent_commands_overdue{status="pending"} 1.0' in body
     assert 'nodefleet_agent_commands_overdue{status="acked"} 2.0' in body

@@ -8,6 +8,7 @@ permission here."""
 from django.core.management.base import BaseCommand, CommandError
 
 from config.errors import ApplicationError
+from config.text import escape_unprintable
 from config.units import RESOURCE_LABELS, human_amount
 from hosts.models import COUNTER_OF_RESOURCE, Source
 from nodes.selectors import image_by_id_or_label, node_by_id_or_name
@@ -41,6 +42,13 @@ def _plan_lines(outcome: UpgradeOutcome) -> list[str]:
     return lines
 
 
+def _forced_note(outcome: UpgradeOutcome, force: bool) -> str:
+    """` (forced)` when force placed the node past capacity, as NodeLog's `forced` records it."""
+    if not force:
+        return ""
+    return " (forced)" if not all(outcome.fits.values()) else " (--force not needed: it fits)"
+
+
 class Command(BaseCommand):
     help = "Upgrades a node to another image of its protocol (NODE: id or name; IMAGE: id or protocol@version)."
 
@@ -59,12 +67,12 @@ class Command(BaseCommand):
             else:
                 outcome = node_upgrade(node_id=target.pk, image_id=to_image.pk, force=force, source=Source.CLI)
         except ApplicationError as error:
-            raise CommandError(error.detail, returncode=1) from None
+            raise CommandError(escape_unprintable(error.detail), returncode=1) from None
 
         heading = "Plan" if dry_run else "Upgraded"
         lines = [
             f"{heading}: {outcome.node.name} on {outcome.host.name}: "
-            f"{outcome.from_image.label} -> {outcome.to_image.label}{' (forced)' if force else ''}",
+            f"{outcome.from_image.label} -> {outcome.to_image.label}{_forced_note(outcome, force)}",
             *_allocation_lines(outcome),
             *(f"  warning: {warning}" for warning in outcome.warnings),
         ]
@@ -76,6 +84,6 @@ class Command(BaseCommand):
                 if outcome.would_apply
                 else f"Would apply: no. Applying it would be refused: {outcome.error.detail}"
             )
-        self.stdout.write("\n".join(lines))
+        self.stdout.write("\n".join(map(escape_unprintable, lines)))  # stored names: no forged lines
         if dry_run and outcome.error:
             raise CommandError(f"dry run: {outcome.error.code}", returncode=1)
