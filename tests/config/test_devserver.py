@@ -2,7 +2,6 @@
 all of them (their own children included), and one process ending stops the rest."""
 
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -10,10 +9,13 @@ import sys
 from config.logging import QuietAgentPolls
 from tests.support import ROOT
 
-#: A child that prints its pid and the pid of a grandchild it started, then waits.
+#: How the grandchild is told apart from any process that may take its pid once it is gone.
+GRANDCHILD_SECONDS = "3599.25"
+#: A child that prints the pid of a grandchild it started, then waits.
 WITH_GRANDCHILD = (
     f'{sys.executable} -c "import subprocess, sys, time; '
-    "child = subprocess.Popen(['sleep', '60']); print('pids', child.pid, flush=True); time.sleep(60)\""
+    f"child = subprocess.Popen(['sleep', '{GRANDCHILD_SECONDS}']); print('pids', child.pid, flush=True); "
+    'time.sleep(60)"'
 )
 
 
@@ -27,14 +29,13 @@ def start(*commands: str) -> subprocess.Popen:
     )
 
 
-def alive(pid: int) -> bool:
+def grandchild_alive(pid: int) -> bool:
+    """Whether our grandchild still runs (a zombie, exited but not reaped, counts as gone)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline, open(f"/proc/{pid}/stat") as stat:
+            return GRANDCHILD_SECONDS.encode() in cmdline.read() and stat.read().split()[2] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
         return False
-    # A zombie (exited, not yet reaped by init) counts as gone.
-    with open(f"/proc/{pid}/stat") as stat:
-        return stat.read().split()[2] != "Z"
 
 
 def test_ctrl_c_stops_every_process_and_their_children():
@@ -42,12 +43,13 @@ def test_ctrl_c_stops_every_process_and_their_children():
     first = supervisor.stdout.readline()
     assert first.startswith("python") and "| pids " in first  # each line prefixed with its process's name
     grandchild = int(first.split()[-1])
+    assert grandchild_alive(grandchild)
 
     supervisor.send_signal(signal.SIGINT)
     output, _ = supervisor.communicate(timeout=30)
 
     assert supervisor.returncode == 0
-    assert not alive(grandchild)
+    assert not grandchild_alive(grandchild)
     assert "exited" not in output
 
 
