@@ -37,17 +37,15 @@ WAITING_SINCE = Case(
 )
 
 
-def overdue_condition(*, now: datetime | None = None, prefix: str = "") -> Q:
-    """The Q of an overdue command (`prefix`: the lookup path from another model to Command)."""
+def overdue_condition(*, now: datetime | None = None) -> Q:
+    """The Q of an overdue command."""
     now = now or timezone.now()
     ack_deadline, result_deadline = now - ack_timeout(), now - result_timeout()
     pending = Q(
-        Q(**{f"{prefix}not_before__isnull": True, f"{prefix}created_at__lt": ack_deadline})
-        | Q(**{f"{prefix}not_before__lt": ack_deadline}),
-        **{f"{prefix}status": CommandStatus.PENDING},
+        Q(not_before__isnull=True, created_at__lt=ack_deadline) | Q(not_before__lt=ack_deadline),
+        status=CommandStatus.PENDING,
     )
-    acked = Q(**{f"{prefix}status": CommandStatus.ACKED, f"{prefix}acked_at__lt": result_deadline})
-    return pending | acked
+    return pending | Q(status=CommandStatus.ACKED, acked_at__lt=result_deadline)
 
 
 def overdue_commands(*, host_ids: list | None = None, now: datetime | None = None):
