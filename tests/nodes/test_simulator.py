@@ -10,8 +10,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
+from django.core.management import CommandError, call_command
 
 from nodes.simulator import AgentFleet, Behaviour, ServerPause, SimulatedAgent, TokenRefused
+from tests.support import manage
 
 UPGRADE = {"id": 7, "kind": "node_upgrade", "node_id": "n-1", "payload": {}, "status": "pending", "attempts": 0}
 
@@ -192,3 +194,28 @@ def test_a_seeded_host_draws_the_same_outcomes_every_run():
     assert draws("h1", 5) == draws("h1", 5)
     assert draws("h1", 5) != draws("h2", 5)
     assert set(draws("h1", 5)) == {"succeeded", "failed", "rolled_back"}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["--host", "no-such-host"], 2),
+        (["--fail-rate", "0.7", "--rollback-rate", "0.7"], 2),
+        ([], 1),  # no host at all
+    ],
+)
+def test_simulate_agents_refuses_bad_usage_before_touching_any_token(args, code):
+    with pytest.raises(CommandError) as refused:
+        call_command("simulate_agents", "--url", "http://127.0.0.1:9", *args)
+    assert refused.value.returncode == code
+
+
+@pytest.mark.django_db(transaction=True)
+def test_simulate_agents_bad_rates_and_intervals_are_usage_errors_from_a_shell():
+    rate = manage("simulate_agents", "--fail-rate", "1.5")
+    interval = manage("simulate_agents", "--interval", "0")
+
+    assert (rate.returncode, interval.returncode) == (2, 2)
+    assert "'1.5' is not a probability between 0 and 1" in rate.stderr
+    assert "'0' is not a number of seconds above 0" in interval.stderr

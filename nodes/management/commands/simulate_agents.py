@@ -4,8 +4,10 @@ tests — real HTTP clients of /api/v1/agent/ (SPEC §9; nodes/simulator.py).
 Run beside the app (same database), it first issues a fresh agent token for every host it plays
 (which revokes the host's previous token), then talks to the server over HTTP only. It stops
 cleanly on SIGINT or SIGTERM (the request in flight ends first) and prints what it did.
-Exit 0 when stopped, 2 on a usage error (an unknown --host included)."""
+Exit 0 when stopped, 1 when there is no host to play, 2 on a usage error (an unknown --host
+included)."""
 
+import argparse
 import signal
 import threading
 
@@ -24,16 +26,22 @@ TALLY_ORDER = ("polls", "acked", "succeeded", "failed", "rolled_back", "retry_la
 
 
 def _rate(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
     if not 0.0 <= value <= 1.0:
-        raise ValueError(text)
+        raise argparse.ArgumentTypeError(f"{text!r} is not a probability between 0 and 1")
     return value
 
 
 def _positive(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
     if not value > 0:
-        raise ValueError(text)
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0")
     return value
 
 
@@ -81,7 +89,7 @@ class Command(BaseCommand):
         )
         tokens = self._issue_tokens(hosts)
         if not tokens:
-            raise CommandError("No host to play: add hosts (e.g. manage.py seed_demo) first.", returncode=2)
+            raise CommandError("No host to play: add hosts (e.g. manage.py seed_demo) first.", returncode=1)
         # From here on the agents speak HTTP only, as real ones do: no database connection left open.
         connections.close_all()
 
