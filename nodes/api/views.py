@@ -15,7 +15,7 @@ from config.openapi import problems
 from hosts.models import Host, Source
 from nodes.agent.serializers import CommandSerializer, EmptyBodySerializer
 from nodes.api.filters import NodeFilter
-from nodes.api.permissions import check_force, model_permission
+from nodes.api.permissions import ModelReadPermission, check_force, model_permission
 from nodes.api.serializers import (
     HostSerializer,
     ImageSerializer,
@@ -29,8 +29,8 @@ from nodes.lifecycle import command_cancel
 from nodes.models import Image, Node
 from nodes.services import node_create, node_delete, node_upgrade, node_upgrade_plan
 
-DETAIL_ERRORS = problems(400, 401, 404, 503)
-LIST_ERRORS = problems(400, 401, 503)
+DETAIL_ERRORS = problems(400, 401, 403, 404, 503)
+LIST_ERRORS = problems(400, 401, 403, 503)
 
 
 class ByProtocolPagination(StrictCursorPagination):
@@ -41,7 +41,7 @@ class FleetReadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     """List (cursor-paginated) and detail by id; a missing id is `not_found` in the services' words."""
 
     lookup_value_converter = "uuid"
-    permission_classes = [IsAuthenticated]
+    permission_classes = [IsAuthenticated, ModelReadPermission]
     pagination_class = StrictCursorPagination  # by name
     noun: str
 

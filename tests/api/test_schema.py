@@ -49,6 +49,9 @@ def test_the_schema_is_public_even_with_a_bad_token(client):
         "/api/v1/agent/commands/",
         "/api/v1/agent/commands/{id}/ack/",
         "/api/v1/agent/commands/{id}/result/",
+        "/api/v1/auth/tokens/",
+        "/api/v1/auth/tokens/{id}/",
+        "/api/v1/auth/tokens/revoke-all/",
     }
 
 
