@@ -5,6 +5,7 @@ import logging
 import signal
 import subprocess
 import sys
+import time
 
 from config.logging import QuietAgentPolls
 from tests.support import ROOT
@@ -17,6 +18,16 @@ WITH_GRANDCHILD = (
     f"child = subprocess.Popen(['sleep', '{GRANDCHILD_SECONDS}']); print('pids', child.pid, flush=True); "
     'time.sleep(60)"'
 )
+
+
+def wait_for(condition, seconds: float = 10) -> bool:
+    """Whether `condition()` holds within `seconds` (processes start and end asynchronously)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def start(*commands: str) -> subprocess.Popen:
@@ -43,13 +54,13 @@ def test_ctrl_c_stops_every_process_and_their_children():
     first = supervisor.stdout.readline()
     assert first.startswith("python") and "| pids " in first  # each line prefixed with its process's name
     grandchild = int(first.split()[-1])
-    assert grandchild_alive(grandchild)
+    assert wait_for(lambda: grandchild_alive(grandchild))  # its exec may still be under way
 
     supervisor.send_signal(signal.SIGINT)
     output, _ = supervisor.communicate(timeout=30)
 
     assert supervisor.returncode == 0
-    assert not grandchild_alive(grandchild)
+    assert wait_for(lambda: not grandchild_alive(grandchild))
     assert "exited" not in output
 
 
