@@ -30,6 +30,18 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+class QuietAgentPolls(logging.Filter):
+    """Drops runserver's access line of each successful agent poll: `make run`'s simulated agents
+    poll every 2 s per host, which would bury the lines that matter (their acks and results, the
+    admin's requests, errors). Only the development server's `django.server` logger uses it."""
+
+    POLL = "GET /api/v1/agent/commands/ "
+
+    def filter(self, record):
+        line = record.args[0] if isinstance(record.args, tuple) and record.args else ""
+        return not (getattr(record, "status_code", None) == 200 and str(line).startswith(self.POLL))
+
+
 class PlainFormatter(logging.Formatter):
     """One line per record: the message's control characters escaped (a traceback, formatted
     apart, keeps its own lines)."""
