@@ -146,6 +146,8 @@ def main():
     parser.add_argument("--hosts", type=int, default=10_000)
     parser.add_argument("--nodes-per-host", type=int, default=100)
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
+    parser.add_argument("--worker-class", default="gthread", help="gunicorn worker class (production's: gthread)")
+    parser.add_argument("--worker-threads", type=int, default=4, help="threads per gthread worker")
     parser.add_argument("--seconds", type=float, default=10, help="per wrk phase")
     parser.add_argument("--rounds", type=int, default=3, help="healthz/poll phase pairs, alternating")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
@@ -163,7 +165,7 @@ def main():
     connections.close_all()
 
     port = free_port()
-    server = start_gunicorn(url, port, args.workers)
+    server = start_gunicorn(url, port, args.worker_class, args.workers, args.worker_threads)
     try:
         base = f"http://127.0.0.1:{port}"
         options = {"seconds": args.seconds, "threads": args.threads, "connections": args.connections}
