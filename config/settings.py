@@ -28,6 +28,8 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_tasks",
+    "django_tasks_db",
     "hosts",
     "nodes",
 ]
@@ -77,6 +79,14 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {})["options"] = f"-c lock_timeout={DB_LOCK_TIMEOUT_MS} -c jit=off"
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+# Background work (rollouts, §10): Django's tasks API on the database backend. A task is a row
+# INSERTed in the transaction that makes it due; `manage.py db_worker` runs them.
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+#: While a rollout runs, its advance is re-enqueued this often (timeouts noticed without agents).
+ROLLOUT_TICK_SECONDS = env.int("ROLLOUT_TICK_SECONDS", default=10)
+#: Adding an image newer than auto_upgrade nodes' version starts their rollout at once.
+AUTO_UPGRADE_START = env.bool("AUTO_UPGRADE_START", default=False)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

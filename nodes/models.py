@@ -108,6 +108,8 @@ class Node(models.Model):
     memory_bytes = models.BigIntegerField(default=0, validators=_amount, editable=False)
     disk_bytes = models.BigIntegerField(default=0, validators=_amount, editable=False)
     state = models.CharField(max_length=20, choices=NodeState.choices, default=NodeState.RUNNING)
+    # Moved by rollouts made when a newer image of its protocol and major is added (§10).
+    auto_upgrade = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -181,3 +183,6 @@ class Command(models.Model):
 
     def __str__(self):
         return f"{self.kind} {self.node_id}"
+
+
+from nodes.rollouts.models import Rollout, RolloutNode  # noqa: E402 -- §10's models, registered with this app
