@@ -76,6 +76,33 @@ class CounterDrift(ApplicationError):
         super().__init__(detail, host=host, resource=resource)
 
 
+class NodeBusy(ApplicationError):
+    """The node's host is working on a command for it (or its creation is still open, §9)."""
+
+    code, status, title = "node_busy", 409, "The node's host is working on it"
+
+    def __init__(self, detail: str, *, command_id: int, command_status: str):
+        super().__init__(detail, command_id=command_id, command_status=command_status)
+
+
+class CommandClosed(ApplicationError):
+    """An agent reports on a command already closed with another outcome, superseded or cancelled."""
+
+    code, status, title = "command_closed", 409, "Command already closed"
+
+    def __init__(self, detail: str, *, command_status: str):
+        super().__init__(detail, command_status=command_status)
+
+
+class InvalidState(ApplicationError):
+    """An action that the current state of a command, node or rollout does not allow."""
+
+    code, status, title = "invalid_state", 409, "Not allowed in the current state"
+
+    def __init__(self, detail: str, *, state: str):
+        super().__init__(detail, state=state)
+
+
 class Busy(ApplicationError):
     """The database could not serve the change now (lock timeout, deadlock, lost connection)."""
 

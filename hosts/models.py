@@ -41,6 +41,13 @@ class Host(models.Model):
     node_memory_bytes = models.BigIntegerField(default=0, editable=False)
     node_disk_bytes = models.BigIntegerField(default=0, editable=False)
 
+    # The host's agent (§9): the SHA-256 (hex) of its one token — the token itself is shown once
+    # and never stored; a new token replaces the digest, which revokes the old one.
+    agent_token_digest = models.CharField(max_length=64, unique=True, null=True, blank=True, editable=False)
+    agent_token_created_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # When the agent last polled (written at most once a minute).
+    agent_seen_at = models.DateTimeField(null=True, blank=True, editable=False)
+
     class Meta:
         ordering = ["name"]
         permissions = [

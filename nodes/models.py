@@ -9,6 +9,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
+from config.errors import InvalidState
 from config.units import BIGINT_MAX
 from hosts.models import Host, Source
 
@@ -93,8 +94,31 @@ class ImageProperty(models.Model):
 
 
 class NodeState(models.TextChoices):
+    CREATING = "creating", "Creating"
     RUNNING = "running", "Running"
     UPGRADING = "upgrading", "Upgrading"
+    FAILED = "failed", "Failed"
+
+
+#: The node's state machine (§9): state -> the states a service may move it to. A node is
+#: deleted from any state (its row goes; no transition). `upgrading -> upgrading` is a new
+#: upgrade superseding a `pending` one; `creating -> upgrading` does not exist (node_busy).
+NODE_TRANSITIONS: dict[str, frozenset[str]] = {
+    NodeState.CREATING: frozenset({NodeState.RUNNING, NodeState.FAILED}),
+    NodeState.RUNNING: frozenset({NodeState.UPGRADING}),
+    NodeState.UPGRADING: frozenset({NodeState.UPGRADING, NodeState.RUNNING, NodeState.FAILED}),
+    NodeState.FAILED: frozenset({NodeState.UPGRADING}),
+}
+
+
+def node_state_transition(node: "Node", to: str) -> str:
+    """Checks that `node` may move from its state to `to` (NODE_TRANSITIONS) and sets it on the
+    instance (the caller writes it, in the transaction that holds the node's lock). Raises
+    `invalid_state` otherwise."""
+    if to not in NODE_TRANSITIONS.get(node.state, ()):
+        raise InvalidState(f"Node {node.name} is {node.state}; it cannot become {to}.", state=node.state)
+    node.state = to
+    return to
 
 
 class Node(models.Model):
@@ -107,6 +131,8 @@ class Node(models.Model):
     cpu_cores = models.BigIntegerField(default=0, validators=_amount, editable=False)
     memory_bytes = models.BigIntegerField(default=0, validators=_amount, editable=False)
     disk_bytes = models.BigIntegerField(default=0, validators=_amount, editable=False)
+    # node_create inserts `creating` (§9); the default serves rows written in bulk (seed_demo,
+    # tests) for hosts that already run them.
     state = models.CharField(max_length=20, choices=NodeState.choices, default=NodeState.RUNNING)
     # Moved by rollouts made when a newer image of its protocol and major is added (§10).
     auto_upgrade = models.BooleanField(default=False)
@@ -130,6 +156,13 @@ class NodeEvent(models.TextChoices):
     UPGRADE_STARTED = "upgrade_started", "Upgrade started"
     DELETED = "deleted", "Deleted"
     ALLOCATION_REPAIRED = "allocation_repaired", "Allocation repaired"
+    CREATE_SUCCEEDED = "create_succeeded", "Create succeeded"
+    CREATE_FAILED = "create_failed", "Create failed"
+    UPGRADE_SUCCEEDED = "upgrade_succeeded", "Upgrade succeeded"
+    UPGRADE_FAILED = "upgrade_failed", "Upgrade failed"
+    UPGRADE_ROLLED_BACK = "upgrade_rolled_back", "Upgrade rolled back"
+    DELETE_FAILED = "delete_failed", "Delete failed"
+    COMMAND_CANCELLED = "command_cancelled", "Command cancelled"
 
 
 class NodeLog(models.Model):
@@ -150,6 +183,10 @@ class NodeLog(models.Model):
     new_disk_bytes = models.BigIntegerField(null=True)
     forced = models.BooleanField(default=False)
     warnings = models.JSONField(default=list, blank=True)
+    # The agent's message (§9) or the refusal's detail of an outcome that could not apply.
+    message = models.TextField(blank=True, default="", db_default="")
+    # The command whose outcome this entry records (agent outcomes and cancels), if any.
+    command = models.ForeignKey("Command", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     source = models.CharField(max_length=10, choices=Source.choices)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -169,20 +206,112 @@ class CommandKind(models.TextChoices):
     NODE_DELETE = "node_delete", "Delete node"
 
 
+class CommandStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    ACKED = "acked", "Acked"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    ROLLED_BACK = "rolled_back", "Rolled back"
+    SUPERSEDED = "superseded", "Superseded"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+OPEN_STATUSES = frozenset({CommandStatus.PENDING, CommandStatus.ACKED})
+
+#: The command's state machine (§9): status -> the statuses a service may move it to.
+#: `acked -> pending` and `pending -> pending` are `retry_later`; closed statuses are final.
+COMMAND_TRANSITIONS: dict[str, frozenset[str]] = {
+    CommandStatus.PENDING: frozenset(
+        {
+            CommandStatus.PENDING,
+            CommandStatus.ACKED,
+            CommandStatus.SUCCEEDED,
+            CommandStatus.FAILED,
+            CommandStatus.ROLLED_BACK,
+            CommandStatus.SUPERSEDED,
+            CommandStatus.CANCELLED,
+        }
+    ),
+    CommandStatus.ACKED: frozenset(
+        {
+            CommandStatus.PENDING,
+            CommandStatus.SUCCEEDED,
+            CommandStatus.FAILED,
+            CommandStatus.ROLLED_BACK,
+            CommandStatus.SUPERSEDED,
+            CommandStatus.CANCELLED,
+        }
+    ),
+    **{status: frozenset() for status in CommandStatus if status not in OPEN_STATUSES},
+}
+
+#: Outcomes an agent may report per kind (`retry_later` is not a status: it returns to pending).
+RETRY_LATER = "retry_later"
+OUTCOMES_OF_KIND: dict[str, tuple[str, ...]] = {
+    CommandKind.NODE_CREATE: (CommandStatus.SUCCEEDED, CommandStatus.FAILED, RETRY_LATER),
+    CommandKind.NODE_UPGRADE: (CommandStatus.SUCCEEDED, CommandStatus.FAILED, CommandStatus.ROLLED_BACK, RETRY_LATER),
+    CommandKind.NODE_DELETE: (CommandStatus.SUCCEEDED, CommandStatus.FAILED, RETRY_LATER),
+}
+
+
+def command_status_transition(command: "Command", to: str) -> str:
+    """Checks that `command` may move from its status to `to` (COMMAND_TRANSITIONS) and sets it
+    on the instance (the caller writes it under the node's lock). Raises `invalid_state`."""
+    if to not in COMMAND_TRANSITIONS.get(command.status, ()):
+        raise InvalidState(f"Command {command.pk} is {command.status}; it cannot become {to}.", state=command.status)
+    command.status = to
+    return to
+
+
 class Command(models.Model):
-    """Work for a host's agent. For one node, the newest command (highest id) supersedes older ones."""
+    """Work for a host's agent, written with the change it carries out. At most one command of a
+    node is open (`pending` or `acked`) at a time (a partial unique index keeps it, §9)."""
 
     host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="commands")
     node_id = models.UUIDField(db_index=True)
     kind = models.CharField(max_length=20, choices=CommandKind.choices)
+    # node_create: {image_id, properties}; node_upgrade: {"from": side, "to": side}, a side being
+    # {image_id, properties, allocation: {cpu_cores, memory_bytes, disk_bytes}}; node_delete: {}.
     payload = models.JSONField(default=dict, blank=True)
+    status = models.CharField(
+        max_length=20, choices=CommandStatus.choices, default=CommandStatus.PENDING, db_default=CommandStatus.PENDING
+    )
     created_at = models.DateTimeField(auto_now_add=True)
+    acked_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.IntegerField(default=0, db_default=0)
+    # Hidden from the agent's poll until then (set by `retry_later`); NULL: due at once.
+    not_before = models.DateTimeField(null=True, blank=True)
+    message = models.TextField(blank=True, default="", db_default="")
 
     class Meta:
         ordering = ["-id"]
+        permissions = [("cancel_command", "Can cancel an open agent command")]
+        indexes = [
+            # The agent's poll: a host's open commands, oldest first.
+            models.Index(
+                fields=["host", "id"],
+                condition=Q(status__in=[CommandStatus.PENDING, CommandStatus.ACKED]),
+                name="command_open_by_host",
+            ),
+        ]
+        constraints = [
+            # One open command per node (the backstop of §2's rule). PostgreSQL cannot defer a
+            # partial unique index: a writer closes the old command before it opens the new one.
+            models.UniqueConstraint(
+                fields=["node_id"],
+                condition=Q(status__in=[CommandStatus.PENDING, CommandStatus.ACKED]),
+                name="command_one_open_per_node",
+            ),
+            models.CheckConstraint(condition=Q(attempts__gte=0), name="command_attempts_non_negative"),
+        ]
 
     def __str__(self):
         return f"{self.kind} {self.node_id}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
 
 
 from nodes.rollouts.models import Rollout, RolloutNode  # noqa: E402 -- §10's models, registered with this app

@@ -25,7 +25,7 @@ from hosts.counters import CounterCheck, host_counters_apply, host_counters_chec
 from hosts.locks import lock_host, lock_with_host
 from hosts.models import Host, Source
 from nodes.locks import node_with_images
-from nodes.models import Command, CommandKind, Image, Node, NodeEvent, NodeLog, NodeState
+from nodes.models import OPEN_STATUSES, Command, CommandKind, CommandStatus, Image, Node, NodeEvent, NodeLog, NodeState
 from nodes.resources import ImageSpec, PropertySpec, Resources, carry_over, full_config, required_allocation
 
 logger = logging.getLogger("nodes.services")
@@ -82,6 +82,13 @@ def _log(event: str, node: Node, host: Host, *, actor, source, forced: bool = Fa
         warnings=list(warnings),
         created_at=timezone.now(),
         **fields,
+    )
+
+
+def _close_open_commands(node: Node) -> None:
+    """Closes the node's open commands as `superseded` (before a new one opens: one open per node)."""
+    Command.objects.filter(node_id=node.pk, status__in=OPEN_STATUSES).update(
+        status=CommandStatus.SUPERSEDED, finished_at=timezone.now()
     )
 
 
@@ -216,6 +223,7 @@ def node_upgrade(*, node_id, image_id, force: bool = False, actor=None, source: 
             **_allocation_fields("old_", outcome.old),
             **_allocation_fields("new_", outcome.new),
         )
+        _close_open_commands(node)
         _command(
             CommandKind.NODE_UPGRADE, node, host, {"image_id": str(outcome.to_image.id), "properties": outcome.config}
         )
@@ -337,7 +345,7 @@ def node_create(
         allocation = required_allocation(spec.validate(), config).check_within_bigint(f"Node {name} on {spec.label}")
         host = host_counters_apply(host=host, delta=allocation, node_count_delta=1, force=force)
         node = Node.objects.create(
-            name=name, host=host, image_id=spec.id, properties=config, state=NodeState.RUNNING, **allocation.as_dict()
+            name=name, host=host, image_id=spec.id, properties=config, state=NodeState.CREATING, **allocation.as_dict()
         )
         _log(
             NodeEvent.CREATED,
@@ -389,6 +397,7 @@ def node_delete(*, node_id, actor=None, source: str = Source.API) -> NodeChange:
             old_image_id=node.image_id,
             **_allocation_fields("old_", allocation),
         )
+        _close_open_commands(node)
         _command(CommandKind.NODE_DELETE, node, host, {})
         transaction.on_commit(
             lambda: log_event(

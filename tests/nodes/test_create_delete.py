@@ -27,7 +27,12 @@ def test_create_computes_the_allocation_from_the_config_and_counts_it():
 
     node = Node.objects.get(name="eth-1")
     assert node.properties == {"rpc": "on", "archive": "no"}
-    assert (node.cpu_cores, node.memory_bytes, node.disk_bytes, node.state) == (3, 10 * GiB, 500 * GiB, "running")
+    assert (node.cpu_cores, node.memory_bytes, node.disk_bytes, node.state) == (
+        3,
+        10 * GiB,
+        500 * GiB,
+        "creating",
+    )  # §9: running once its agent reports
     assert counters(host) == (1, 3, 10 * GiB, 500 * GiB)
     assert change.host.node_count == 1
     log = NodeLog.objects.get()
