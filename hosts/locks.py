@@ -1,12 +1,16 @@
 """Row locks, and THE lock order every writer keeps, written here once.
 
+    0. a rollout's row (nodes.rollouts: its advance and its controls), before anything below;
     1. a node's row, then its host's row (taken together by one statement);
-    2. several hosts: in primary-key order.
+    2. several hosts: in primary-key order;
+    3. rollout-node rows (UPDATEs only, by every writer that moves them, after 0-2).
 
 Writers: node_create locks its host; node_delete locks the node with its host (lock_with_host);
 node_upgrade does the same in the one statement of nodes/locks.py that also reads both images;
 the node allocation repair (--fix-nodes) locks each node with its host too; the counter repair
-locks hosts only, in pk order, one batch per transaction. No writer locks a node while
+locks hosts only, in pk order, one batch per transaction. A rollout's advance locks its rollout's
+row, then calls node_upgrade (1), then moves the node's rollout row (3); the agent lifecycle and
+node_delete lock (1) and then move rollout rows (3), never the rollout's row. No writer locks a node while
 holding a host lock of another statement, so waits always point the same way and cannot form a
 cycle. Locks are FOR NO KEY UPDATE: they keep out other writers of the row but not inserts of
 rows that reference it (NodeLog, Command), which would otherwise queue behind the counters.

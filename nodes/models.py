@@ -312,6 +312,3 @@ class Command(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
-
-
-from nodes.rollouts.models import Rollout, RolloutNode  # noqa: E402 -- §10's models, registered with this app

@@ -27,6 +27,7 @@ from hosts.models import Host, Source
 from nodes.locks import node_with_images
 from nodes.models import OPEN_STATUSES, Command, CommandKind, CommandStatus, Image, Node, NodeEvent, NodeLog, NodeState
 from nodes.resources import ImageSpec, PropertySpec, Resources, carry_over, full_config, required_allocation
+from nodes.rollouts.hooks import rollout_node_deleted
 
 logger = logging.getLogger("nodes.services")
 
@@ -399,6 +400,7 @@ def node_delete(*, node_id, actor=None, source: str = Source.API) -> NodeChange:
         )
         _close_open_commands(node)
         _command(CommandKind.NODE_DELETE, node, host, {})
+        rollout_node_deleted(node_id=node.pk)
         transaction.on_commit(
             lambda: log_event(
                 logger,

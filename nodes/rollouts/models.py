@@ -21,15 +21,16 @@ class RolloutState(models.TextChoices):
 #: States in which a rollout holds its nodes (a node is in at most one such rollout).
 ACTIVE_STATES = (RolloutState.PLANNED, RolloutState.RUNNING, RolloutState.PAUSED, RolloutState.HALTED)
 
-#: state -> the states it may move to. `running` moves by itself (advance) to paused (after the
-#: canary), halted or completed; people start, pause, resume and abort.
-TRANSITIONS = {
-    RolloutState.PLANNED: {RolloutState.RUNNING, RolloutState.ABORTED},
-    RolloutState.RUNNING: {RolloutState.PAUSED, RolloutState.HALTED, RolloutState.COMPLETED, RolloutState.ABORTED},
-    RolloutState.PAUSED: {RolloutState.RUNNING, RolloutState.ABORTED},
-    RolloutState.HALTED: {RolloutState.RUNNING, RolloutState.ABORTED},
-    RolloutState.COMPLETED: set(),
-    RolloutState.ABORTED: set(),
+#: The rollout's state machine (§10), one row per action: the states it may start from and the
+#: state it leads to. People start, pause, resume and abort; the advance halts, completes and
+#: pauses after the canary. Any other action answers `invalid_state`.
+TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
+    "start": ((RolloutState.PLANNED,), RolloutState.RUNNING),
+    "pause": ((RolloutState.RUNNING,), RolloutState.PAUSED),
+    "resume": ((RolloutState.PAUSED, RolloutState.HALTED), RolloutState.RUNNING),
+    "abort": (ACTIVE_STATES, RolloutState.ABORTED),
+    "halt": ((RolloutState.RUNNING,), RolloutState.HALTED),
+    "complete": ((RolloutState.RUNNING,), RolloutState.COMPLETED),
 }
 
 
@@ -66,6 +67,8 @@ class Rollout(models.Model):
     ended_batch = models.PositiveIntegerField(default=0)
     # Why the rollout stopped where it is (halted: the failures; paused after the canary).
     reason = models.TextField(blank=True)
+    # While running, when the delayed advance now queued is due (one tick ahead, not a chain).
+    tick_due_at = models.DateTimeField(null=True, blank=True, editable=False)
     auto = models.BooleanField(default=False, help_text="Created by an image added for auto_upgrade nodes.")
     creator = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)

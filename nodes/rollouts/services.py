@@ -17,37 +17,22 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError
-from django.db.models import Count
+from django.db.models import Count, Exists, OuterRef
 from django.utils import timezone
 
 from config.db import atomic_with_retry
 from config.errors import ApplicationError, Busy, InvalidState, NotFound
 from config.logging import log_event
 from hosts.models import Source
-from nodes.models import Command, Node
-from nodes.rollouts.models import (
-    FAILURE_STATUSES,
-    TRANSITIONS,
-    Rollout,
-    RolloutNode,
-    RolloutNodeStatus,
-    RolloutState,
-)
+from nodes.models import OPEN_STATUSES, Command, CommandStatus
+from nodes.rollouts.hooks import enqueue_advance
+from nodes.rollouts.models import FAILURE_STATUSES, TRANSITIONS, Rollout, RolloutNode, RolloutNodeStatus, RolloutState
 from nodes.rollouts.plan import Plan, Selection, rollout_plan
 from nodes.services import node_upgrade
 
 logger = logging.getLogger("nodes.rollouts")
 
 CREATE_ATTEMPTS = 3
-
-
-def enqueue_advance(rollout_id, *, delay: timedelta | None = None) -> None:
-    """Enqueues the rollout's next step. With the database backend this INSERTs the task row in
-    the caller's transaction: it exists exactly when the change that made it due commits."""
-    from nodes.rollouts.tasks import advance_rollout  # tasks import these services
-
-    task = advance_rollout if delay is None else advance_rollout.using(run_after=timezone.now() + delay)
-    task.enqueue(str(rollout_id))
 
 
 def _lock(rollout_id) -> Rollout:
@@ -57,33 +42,29 @@ def _lock(rollout_id) -> Rollout:
         raise NotFound(f"No rollout with id {rollout_id}.") from None
 
 
-def _move(rollout: Rollout, state: str, *, action: str, reason: str = "") -> None:
-    """The one place a rollout changes state: checks TRANSITIONS (`invalid_state` otherwise),
-    writes the row and enqueues the advance in the caller's transaction."""
-    if state not in TRANSITIONS[rollout.state]:
-        raise InvalidState(
-            f"Rollout {rollout.pk} is {rollout.state}: it cannot {action}.",
-            state=rollout.state,
-        )
+def _move(rollout: Rollout, action: str, *, reason: str = "") -> None:
+    """The one place a rollout changes state: checks the action against TRANSITIONS
+    (`invalid_state` otherwise), writes the row and enqueues the advance, in the caller's
+    transaction (which holds the rollout's row lock)."""
+    sources, state = TRANSITIONS[action]
+    if rollout.state not in sources:
+        raise InvalidState(f"Rollout {rollout.pk} is {rollout.state}: it cannot {action}.", state=rollout.state)
     now = timezone.now()
     rollout.state = state
     rollout.reason = reason
     fields = ["state", "reason", "updated_at"]
-    if state == RolloutState.RUNNING and rollout.started_at is None:
+    if action == "start":
         rollout.started_at = now
-        fields.append("started_at")
-        if rollout.batches and rollout.current_batch == 0:
-            rollout.current_batch = 1
-            fields.append("current_batch")
+        rollout.current_batch = min(1, rollout.batches)
+        fields += ["started_at", "current_batch"]
     if state in (RolloutState.COMPLETED, RolloutState.ABORTED):
         rollout.finished_at = now
         fields.append("finished_at")
-        # The rollout lets go of its nodes; in-flight rows still take their agents' results.
+        # The rollout lets go of its nodes; rows in flight still take their agents' results.
         RolloutNode.objects.filter(rollout=rollout, holds_node=True).update(holds_node=False)
     rollout.save(update_fields=fields)
     enqueue_advance(rollout.pk)
-    transaction_log = {"rollout": str(rollout.pk), "state": state, "reason": reason}
-    log_event(logger, "rollout_state", **transaction_log)
+    log_event(logger, "rollout_" + action, rollout=str(rollout.pk), state=state, reason=reason)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -112,7 +93,7 @@ def rollout_create(*, selection: Selection, start: bool = False, actor=None, aut
         )
         _write_rows(rollout, plan)
         if start:
-            _move(rollout, RolloutState.RUNNING, action="start")
+            _move(rollout, "start")
         return rollout
 
     for _attempt in range(CREATE_ATTEMPTS):
@@ -122,7 +103,9 @@ def rollout_create(*, selection: Selection, start: bool = False, actor=None, aut
             # A rollout created at the same moment took some of these nodes (the unique index
             # of active rows): plan again, now seeing it.
             continue
-        log_event(logger, "rollout_created", rollout=str(rollout.pk), image=str(selection.image), batches=rollout.batches)
+        log_event(
+            logger, "rollout_created", rollout=str(rollout.pk), image=str(selection.image), batches=rollout.batches
+        )
         return rollout
     raise Busy("Other rollouts kept taking these nodes while this one was planned; try again.")
 
@@ -153,7 +136,7 @@ def rollout_start(*, rollout_id, actor=None) -> Rollout:
 
     def work():
         rollout = _lock(rollout_id)
-        _move(rollout, RolloutState.RUNNING if rollout.state == RolloutState.PLANNED else "start", action="start")
+        _move(rollout, "start")
         return rollout
 
     return atomic_with_retry(work)
@@ -164,7 +147,7 @@ def rollout_pause(*, rollout_id, actor=None) -> Rollout:
 
     def work():
         rollout = _lock(rollout_id)
-        _move(rollout, RolloutState.PAUSED, action="pause", reason="paused by support")
+        _move(rollout, "pause", reason="paused by support")
         return rollout
 
     return atomic_with_retry(work)
@@ -189,7 +172,7 @@ def rollout_resume(*, rollout_id, max_failures: int | None = None, actor=None) -
         if limit != rollout.max_failures:
             rollout.max_failures = limit
             rollout.save(update_fields=["max_failures"])
-        _move(rollout, RolloutState.RUNNING, action="resume")
+        _move(rollout, "resume")
         return rollout
 
     return atomic_with_retry(work)
@@ -201,7 +184,7 @@ def rollout_abort(*, rollout_id, actor=None) -> Rollout:
 
     def work():
         rollout = _lock(rollout_id)
-        _move(rollout, RolloutState.ABORTED, action="abort", reason="aborted by support")
+        _move(rollout, "abort", reason="aborted by support")
         return rollout
 
     return atomic_with_retry(work)
@@ -221,21 +204,20 @@ def rollout_advance(*, rollout_id) -> str:
     a worker restarted after a kill never upgrade a node twice.
 
     Steps, each its own transaction: rows past their result timeout fail; the current batch's
-    pending nodes are upgraded one by one (each upgrade commits with its row); when every row of
-    the batch is final, the batch ends (halted / paused after the canary / completed / next)."""
-    atomic_with_retry(lambda: _fail_timed_out(rollout_id))
-    deferred_only = False
-    while True:
-        step = atomic_with_retry(lambda: _step(rollout_id, stop_on_new_batch=deferred_only))
-        if step == "batch_started_after_deferral":
-            break
-        deferred_only = step == "deferred"
-        if step not in ("upgraded", "refused", "deferred", "next_batch"):
-            break
+    pending nodes are upgraded one by one (each upgrade commits with its row's move); when every
+    row of the batch is final, the batch ends (halted / paused after the canary / completed /
+    next batch)."""
+    atomic_with_retry(lambda: _close_stale_rows(rollout_id))
+    while atomic_with_retry(lambda: _step(rollout_id)) in MOVED_ON:
+        pass
     return atomic_with_retry(lambda: _arm_tick(rollout_id))
 
 
-def _fail_timed_out(rollout_id) -> None:
+#: What a step did when the next step may have work at once.
+MOVED_ON = {"upgraded", "refused", "deferred", "next_batch"}
+
+
+def _close_stale_rows(rollout_id) -> None:
     rollout = _lock(rollout_id)
     if rollout.state != RolloutState.RUNNING:
         return
@@ -245,53 +227,68 @@ def _fail_timed_out(rollout_id) -> None:
         status=RolloutNodeStatus.UPGRADING,
         upgraded_at__lt=timezone.now() - timedelta(seconds=seconds),
     ).update(status=RolloutNodeStatus.FAILED, reason=f"no result within {seconds} s")
+    # Support upgraded the node by hand while its rollout command was pending (§2 supersedes it):
+    # the rollout lets go of it rather than wait for a result that cannot come.
+    superseded = Command.objects.filter(pk=OuterRef("command_id"), status=CommandStatus.SUPERSEDED)
+    RolloutNode.objects.filter(Exists(superseded), rollout=rollout, status=RolloutNodeStatus.UPGRADING).update(
+        status=RolloutNodeStatus.SKIPPED, reason="superseded by another change of the node", holds_node=False
+    )
 
 
 def _arm_tick(rollout_id) -> str:
-    """While running, keeps one delayed advance ahead (timeouts are noticed without agents)."""
+    """While running, keeps one delayed advance queued (timeouts are noticed without agents)."""
     rollout = _lock(rollout_id)
-    if rollout.state == RolloutState.RUNNING:
+    now = timezone.now()
+    if rollout.state == RolloutState.RUNNING and (rollout.tick_due_at is None or rollout.tick_due_at <= now):
         tick = timedelta(seconds=settings.ROLLOUT_TICK_SECONDS)
-        now = timezone.now()
-        if rollout.tick_due_at is None or rollout.tick_due_at <= now:
-            rollout.tick_due_at = now + tick
-            rollout.save(update_fields=["tick_due_at"])
-            enqueue_advance(rollout.pk, delay=tick)
+        rollout.tick_due_at = now + tick
+        rollout.save(update_fields=["tick_due_at"])
+        enqueue_advance(rollout.pk, delay=tick)
     return rollout.state
 
 
-def _step(rollout_id, *, stop_on_new_batch: bool) -> str:
+def _step(rollout_id) -> str:
     rollout = _lock(rollout_id)
     if rollout.state != RolloutState.RUNNING:
         return rollout.state
-    if rollout.current_batch == 0:
-        if rollout.batches == 0:
-            _move(rollout, RolloutState.COMPLETED, action="complete", reason="no node to upgrade")
-            return "completed"
-        rollout.current_batch = 1
-        rollout.save(update_fields=["current_batch"])
-    batch = RolloutNode.objects.filter(rollout=rollout, batch=rollout.current_batch)
-    row = batch.filter(status=RolloutNodeStatus.PENDING).order_by("position").first()
-    if row is not None:
-        return _upgrade_row(rollout, row)
-    if batch.filter(status=RolloutNodeStatus.UPGRADING).exists():
+    pending = list(
+        RolloutNode.objects.filter(
+            rollout=rollout, batch=rollout.current_batch, status=RolloutNodeStatus.PENDING
+        ).order_by("position")
+    )
+    if pending:
+        busy = dict(
+            Command.objects.filter(node_id__in=[row.node_id for row in pending], status__in=OPEN_STATUSES).values_list(
+                "node_id", "id"
+            )
+        )
+        for row in pending:
+            if row.node_id not in busy:
+                return _upgrade_row(rollout, row)
+            if not row.reason:  # not yet deferred once
+                return _defer_row(rollout, row, busy[row.node_id])
+        return "waiting"  # on open commands of nodes deferred once already
+    if RolloutNode.objects.filter(
+        rollout=rollout, batch=rollout.current_batch, status=RolloutNodeStatus.UPGRADING
+    ).exists():
         return "waiting"
-    return _end_batch(rollout, stop_on_new_batch=stop_on_new_batch)
+    return _end_batch(rollout)
 
 
-def _open_command(node_id) -> Command | None:
-    return Command.objects.filter(node_id=node_id, status__in=OPEN_COMMAND_STATUSES).order_by("-id").first()
+def _defer_row(rollout: Rollout, row: RolloutNode, command_id) -> str:
+    """A node with an open command when its batch starts moves to the next batch (one is added
+    after the last if needed). It moves once: in its new batch, the batch waits for it."""
+    later = rollout.current_batch + 1
+    if later > rollout.batches:
+        rollout.batches = later
+        rollout.save(update_fields=["batches"])
+    reason = f"command {command_id} was open when batch {rollout.current_batch} started; moved to batch {later}"
+    _set_row(row, batch=later, reason=reason)
+    return "deferred"
 
 
 def _upgrade_row(rollout: Rollout, row: RolloutNode) -> str:
-    """Upgrades one pending node of the current batch; the row moves in the same transaction."""
-    if _open_command(row.node_id) is not None:
-        later = rollout.current_batch + 1
-        if later > rollout.batches:
-            rollout.batches = later
-            rollout.save(update_fields=["batches"])
-        RolloutNode.objects.filter(pk=row.pk).update(batch=later)
-        return "deferred"
+    """Upgrades one pending node of the current batch; its row moves in the same transaction."""
     try:
         outcome = node_upgrade(
             node_id=row.node_id, image_id=rollout.image_id, actor=rollout.creator, source=Source.ROLLOUT
@@ -301,7 +298,7 @@ def _upgrade_row(rollout: Rollout, row: RolloutNode) -> str:
         return "refused"
     except Busy:
         raise
-    except ApplicationError as error:
+    except ApplicationError as error:  # the plan went stale: refused, not a failure
         _set_row(row, status=RolloutNodeStatus.REFUSED, reason=error.detail)
         return "refused"
     command_id = Command.objects.filter(node_id=row.node_id).order_by("-id").values_list("id", flat=True).first()
@@ -319,8 +316,9 @@ def _set_row(row: RolloutNode, **fields) -> None:
     RolloutNode.objects.filter(pk=row.pk).update(**fields)
 
 
-def _end_batch(rollout: Rollout, *, stop_on_new_batch: bool) -> str:
-    """Every row of the current batch is final: decide, once per batch, what comes next."""
+def _end_batch(rollout: Rollout) -> str:
+    """Every row of the current batch is final: decide, once per batch, what comes next. A batch
+    that ended halted or paused moves on when resumed (it never pauses after the canary again)."""
     if rollout.ended_batch < rollout.current_batch:
         rollout.ended_batch = rollout.current_batch
         rollout.save(update_fields=["ended_batch"])
@@ -328,57 +326,20 @@ def _end_batch(rollout: Rollout, *, stop_on_new_batch: bool) -> str:
         if failures >= rollout.max_failures:
             _move(
                 rollout,
-                RolloutState.HALTED,
-                action="halt",
+                "halt",
                 reason=f"{failures} failed or rolled-back node(s) reached max_failures ({rollout.max_failures}) "
-                f"at the end of batch {rollout.current_batch}.",
+                f"when batch {rollout.current_batch} ended.",
             )
             return "halted"
         if rollout.current_batch == 1 and rollout.canary and rollout.pause_after_canary:
-            _move(rollout, RolloutState.PAUSED, action="pause", reason="paused after the canary batch")
+            _move(rollout, "pause", reason="paused after the canary batch")
             return "paused"
     if rollout.current_batch >= rollout.batches:
-        _move(rollout, RolloutState.COMPLETED, action="complete")
+        _move(rollout, "complete")
         return "completed"
     rollout.current_batch += 1
     rollout.save(update_fields=["current_batch"])
-    return "batch_started_after_deferral" if stop_on_new_batch else "next_batch"
-
-
-# ---------------------------------------------------------------------------------------------
-# Hooks: called inside the transactions of the agent lifecycle and node_delete
-
-
-def rollout_command_closed(*, command_id, status: str, reason: str = "") -> None:
-    """The agent's result (or a cancel) closed a node_upgrade command: the rollout row waiting on
-    it takes its final status, and its rollout's advance is enqueued, in the caller's
-    transaction. A row already final (timed out) keeps its status: a late result still applies
-    to the node (§9), not to the row."""
-    rollout_ids = list(
-        RolloutNode.objects.filter(command_id=command_id, status=RolloutNodeStatus.UPGRADING)
-        .values_list("rollout_id", flat=True)
-    )
-    if not rollout_ids:
-        return
-    RolloutNode.objects.filter(command_id=command_id, status=RolloutNodeStatus.UPGRADING).update(
-        status=status, reason=reason
-    )
-    for rollout_id in rollout_ids:
-        enqueue_advance(rollout_id)
-
-
-def rollout_node_deleted(*, node_id) -> None:
-    """A node was deleted: its rows not yet final become `skipped` ("deleted") and let go of it."""
-    rows = RolloutNode.objects.filter(node_id=node_id, holds_node=True)
-    rollout_ids = list(rows.values_list("rollout_id", flat=True))
-    if not rollout_ids:
-        return
-    rows.filter(status__in=(RolloutNodeStatus.PENDING, RolloutNodeStatus.UPGRADING)).update(
-        status=RolloutNodeStatus.SKIPPED, reason="deleted"
-    )
-    RolloutNode.objects.filter(node_id=node_id, holds_node=True).update(holds_node=False)
-    for rollout_id in rollout_ids:
-        enqueue_advance(rollout_id)
+    return "next_batch"
 
 
 def rollout_counts(rollout_ids) -> dict:
