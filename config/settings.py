@@ -28,10 +28,11 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    "django_tasks",
-    "django_tasks_db",
     "hosts",
     "nodes",
+    # After nodes: nodes' `db_worker` (recovery, then the library's worker) overrides theirs.
+    "django_tasks",
+    "django_tasks_db",
 ]
 
 MIDDLEWARE = [
