@@ -3,10 +3,12 @@
 from rest_framework.routers import SimpleRouter
 
 from nodes.api.views import HostViewSet, ImageViewSet, NodeViewSet
+from nodes.rollouts.api import RolloutViewSet
 
 router = SimpleRouter(use_regex_path=False)
 router.register("hosts", HostViewSet, basename="host")
 router.register("images", ImageViewSet, basename="image")
 router.register("nodes", NodeViewSet, basename="node")
+router.register("rollouts", RolloutViewSet, basename="rollout")
 
 urlpatterns = router.urls

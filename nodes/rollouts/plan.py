@@ -47,7 +47,7 @@ class PlannedNode:
     reason: str
     old: Resources
     new: Resources
-    fits: dict[str, bool]
+    fits: dict[str, bool] | None  # None: not computed (in another rollout, a change in flight)
 
 
 @dataclass
@@ -191,7 +191,7 @@ def rollout_plan(selection: Selection) -> Plan:
             current_host = node.host
         node.host = current_host
         old = Resources.of(node)
-        status, reason, new, fits = RolloutNodeStatus.SKIPPED, "", old, {}
+        status, reason, new, fits = RolloutNodeStatus.SKIPPED, "", old, None
         if node.in_rollout:
             reason = f"in rollout {node.in_rollout}"
         elif node.state not in SELECTABLE_STATES:

@@ -245,7 +245,7 @@ def test_the_advance_is_enqueued_in_the_transaction_of_the_change(images, nodes)
 
 
 def test_an_agent_result_enqueues_the_advance(images, nodes):
-    rollout = create(images)
+    create(images)
     work()
     assert ready_tasks() == 0
 
