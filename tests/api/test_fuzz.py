@@ -19,6 +19,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from nodes.rollouts.models import Rollout
 from tests.factories import HostFactory, ImageFactory, ImagePropertyFactory, UserFactory, place_node
 
 CHECKS = [
@@ -52,9 +53,19 @@ def fuzz_fleet(db):
     ImagePropertyFactory(image=images[1], key="archive", add_disk_bytes=2 * 10**12)
     nodes = [place_node(host=host, image=images[i % 2], name=f"fuzz-{i}") for i in range(6)]
     user = UserFactory(
-        permissions=["nodes.add_node", "nodes.delete_node", "nodes.upgrade_node", "hosts.overcommit_host"]
+        permissions=[
+            "nodes.add_node",
+            "nodes.delete_node",
+            "nodes.upgrade_node",
+            "hosts.overcommit_host",
+            "nodes.view_rollout",
+            "nodes.add_rollout",
+            "nodes.change_rollout",
+        ]
     )
+    rollout = Rollout.objects.create(image=images[2])
     return {
+        "rollouts": [str(rollout.pk)],
         "hosts": [str(host.pk)],
         "images": [str(image.pk) for image in images],
         "nodes": [str(node.pk) for node in nodes],
@@ -79,7 +90,7 @@ def test_the_api_answers_any_request_within_its_schema(wsgi_app, fuzz_fleet, mod
     schema = schemathesis.openapi.from_wsgi("/api/v1/schema/?format=json", wsgi_app)
     auth = {"Authorization": f"Token {fuzz_fleet['token']}"}
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 9  # every method of every path
+    assert len(operations) == 17  # every method of every path (9 of nodes, 8 of rollouts)
     operations.sort(key=lambda operation: operation.method.upper() == "DELETE")  # deletes last: nodes to upgrade
 
     for operation in operations:

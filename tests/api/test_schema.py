@@ -45,6 +45,13 @@ def test_the_schema_is_public_even_with_a_bad_token(client):
         "/api/v1/nodes/",
         "/api/v1/nodes/{id}/",
         "/api/v1/nodes/{id}/upgrade/",
+        "/api/v1/rollouts/",
+        "/api/v1/rollouts/{id}/",
+        "/api/v1/rollouts/{id}/nodes/",
+        "/api/v1/rollouts/{id}/start/",
+        "/api/v1/rollouts/{id}/pause/",
+        "/api/v1/rollouts/{id}/resume/",
+        "/api/v1/rollouts/{id}/abort/",
     }
 
 
