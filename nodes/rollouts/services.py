@@ -13,6 +13,7 @@ lock node and host, then UPDATE the rollout-node row; so waits always point the 
 """
 
 import logging
+import uuid
 from datetime import timedelta
 
 from django.conf import settings
@@ -37,8 +38,8 @@ CREATE_ATTEMPTS = 3
 
 def _lock(rollout_id) -> Rollout:
     try:
-        return Rollout.objects.select_for_update(no_key=True).get(pk=rollout_id)
-    except (Rollout.DoesNotExist, ValueError, TypeError):
+        return Rollout.objects.select_for_update(no_key=True).get(pk=uuid.UUID(str(rollout_id)))
+    except (Rollout.DoesNotExist, ValueError):
         raise NotFound(f"No rollout with id {rollout_id}.") from None
 
 
