@@ -29,6 +29,9 @@ UPGRADE_SECONDS = Histogram(
     "Time of one upgrade through the service, retries included.",
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+AGENT_RESULTS = Counter(
+    "nodefleet_agent_results", "Outcomes host agents reported, by command kind and outcome.", ["kind", "outcome"]
+)
 LOCK_WAIT_SECONDS = Histogram(
     "nodefleet_lock_wait_seconds",
     "Time taken by the statements that lock node and host rows (waiting included).",

@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from config.db import atomic_with_retry
-from config.errors import AlreadyOnImage, ApplicationError, IncompatibleImage, InvalidInput, NotFound
+from config.errors import AlreadyOnImage, ApplicationError, IncompatibleImage, InvalidInput, NodeBusy, NotFound
 from config.logging import log_event
 from config.metrics import LOCK_WAIT_SECONDS, UPGRADE_SECONDS, UPGRADES, timed
 from config.statements import insert_row, update_row
@@ -25,7 +25,19 @@ from hosts.counters import CounterCheck, host_counters_apply, host_counters_chec
 from hosts.locks import lock_host, lock_with_host
 from hosts.models import Host, Source
 from nodes.locks import node_with_images
-from nodes.models import OPEN_STATUSES, Command, CommandKind, CommandStatus, Image, Node, NodeEvent, NodeLog, NodeState
+from nodes.models import (
+    OPEN_STATUSES,
+    Command,
+    CommandKind,
+    CommandStatus,
+    Image,
+    Node,
+    NodeEvent,
+    NodeLog,
+    NodeState,
+    command_status_transition,
+    node_state_transition,
+)
 from nodes.resources import ImageSpec, PropertySpec, Resources, carry_over, full_config, required_allocation
 from nodes.rollouts.hooks import rollout_node_deleted
 
@@ -69,7 +81,9 @@ def _lock_node(node_id) -> Node:
         raise NotFound(f"No node with id {node_id}.") from None
 
 
-def _log(event: str, node: Node, host: Host, *, actor, source, forced: bool = False, warnings=(), **fields) -> None:
+def log_node_event(
+    event: str, node: Node, host: Host, *, actor, source, forced: bool = False, warnings=(), **fields
+) -> None:
     insert_row(
         NodeLog,
         event=event,
@@ -87,7 +101,9 @@ def _log(event: str, node: Node, host: Host, *, actor, source, forced: bool = Fa
 
 
 def _close_open_commands(node: Node) -> None:
-    """Closes the node's open commands as `superseded` (before a new one opens: one open per node)."""
+    """Closes the node's open commands as `superseded` (before a new one opens: one open per node).
+    Every open status may become `superseded` (COMMAND_TRANSITIONS); the caller holds the node's
+    lock, and an ack racing this waits for the command's row and then finds it closed."""
     Command.objects.filter(node_id=node.pk, status__in=OPEN_STATUSES).update(
         status=CommandStatus.SUPERSEDED, finished_at=timezone.now()
     )
@@ -97,7 +113,7 @@ def _command(kind: str, node: Node, host: Host, payload: dict) -> None:
     insert_row(Command, host_id=host.pk, node_id=node.pk, kind=kind, payload=payload, created_at=timezone.now())
 
 
-def _allocation_fields(prefix: str, amounts: Resources) -> dict[str, int]:
+def allocation_fields(prefix: str, amounts: Resources) -> dict[str, int]:
     return {prefix + name: amount for name, amount in amounts.items()}
 
 
@@ -108,7 +124,8 @@ def _allocation_fields(prefix: str, amounts: Resources) -> dict[str, int]:
 @dataclass(frozen=True)
 class UpgradeOutcome:
     """An upgrade, planned or applied: both images and allocations, the host's counters after
-    (as they are, or would be), `fits` per resource and, for a plan, the error applying raises."""
+    (as they are, or would be), `fits` per resource and, for a plan, the error applying raises.
+    `superseded` is the node's `pending` upgrade command this upgrade replaces, if any."""
 
     node: Node
     host: Host
@@ -120,6 +137,7 @@ class UpgradeOutcome:
     counters: CounterCheck
     warnings: list[str] = field(default_factory=list)
     error: ApplicationError | None = None
+    superseded: Command | None = None
 
     @property
     def delta(self) -> Resources:
@@ -130,8 +148,25 @@ class UpgradeOutcome:
         return self.counters.fits
 
 
-def _refusal(node: Node, old: ImageSpec, new: ImageSpec, allocation: Resources) -> ApplicationError | None:
-    """The first refusal of the image checks of §2, in the contract's order."""
+def busy_refusal(node: Node, command: Command | None) -> NodeBusy | None:
+    """§2/§9: a node whose host works on a command for it (`acked`), or whose `node_create` is
+    still open, cannot be upgraded; a `pending` upgrade command is superseded instead."""
+    if command is None or (command.kind == CommandKind.NODE_UPGRADE and command.status == CommandStatus.PENDING):
+        return None
+    doing = "creating it" if command.kind == CommandKind.NODE_CREATE else f"working on {command.kind} {command.pk}"
+    return NodeBusy(
+        f"Node {node.name} cannot change now: its host is {doing} (command {command.pk}, {command.status}). "
+        "Wait for the agent's result, or cancel the command.",
+        command_id=command.pk,
+        command_status=command.status,
+    )
+
+
+def _refusal(node: Node, old: ImageSpec, new: ImageSpec, allocation: Resources, command) -> ApplicationError | None:
+    """The first refusal of the checks of §2 that precede the counters', in the contract's order
+    (node_busy right after "node and image exist": whatever the target, the node cannot change)."""
+    if busy := busy_refusal(node, command):
+        return busy
     if new.id == old.id:
         return AlreadyOnImage(f"Node {node.name} already runs {new.label}; nothing to upgrade.")
     if new.protocol != old.protocol:
@@ -147,7 +182,7 @@ def _refusal(node: Node, old: ImageSpec, new: ImageSpec, allocation: Resources) 
     return None
 
 
-def _upgrade_outcome(node: Node, old: ImageSpec, new: ImageSpec, *, force: bool) -> UpgradeOutcome:
+def _upgrade_outcome(node: Node, old: ImageSpec, new: ImageSpec, command, *, force: bool) -> UpgradeOutcome:
     """Computes an upgrade of `node` (its host joined) without writing anything."""
     recorded = Resources.of(node)  # what the host's counters hold for this node
     config, warnings = carry_over(node.properties, old, new)
@@ -166,25 +201,52 @@ def _upgrade_outcome(node: Node, old: ImageSpec, new: ImageSpec, *, force: bool)
         config=config,
         counters=check,
         warnings=warnings,
-        error=_refusal(node, old, new, allocation) or check.error,
+        error=_refusal(node, old, new, allocation, command) or check.error,
+        superseded=command if command is not None and command.status == CommandStatus.PENDING else None,
     )
 
 
-def _node_and_images(node_id, image_id, *, lock: bool) -> tuple[Node, ImageSpec, ImageSpec]:
+def _node_and_images(node_id, image_id, *, lock: bool) -> tuple[Node, ImageSpec, ImageSpec, Command | None]:
     target = _as_uuid(image_id, "image")
-    node, specs = node_with_images(_as_uuid(node_id, "node"), target, lock=lock)
+    node, specs, command = node_with_images(_as_uuid(node_id, "node"), target, lock=lock)
     if node is None:
         raise NotFound(f"No node with id {node_id}.")
     if target not in specs:
         raise NotFound(f"No image with id {image_id}.")
-    return node, specs[node.image_id], specs[target]
+    return node, specs[node.image_id], specs[target], command
 
 
 def node_upgrade_plan(*, node_id, image_id, force: bool = False) -> UpgradeOutcome:
     """The dry run of node_upgrade: the same computation, nothing locked or written. Raises
     `not_found` for a missing node or image; any other refusal is returned in `error`."""
-    node, old, new = _node_and_images(node_id, image_id, lock=False)
-    return _upgrade_outcome(node, old, new, force=force)
+    node, old, new, command = _node_and_images(node_id, image_id, lock=False)
+    return _upgrade_outcome(node, old, new, command, force=force)
+
+
+def command_side(*, image_id, properties, allocation: Resources) -> dict:
+    """One side (`from` or `to`) of an upgrade command's payload."""
+    return {"image_id": str(image_id), "properties": properties, "allocation": allocation.as_dict()}
+
+
+def _upgrade_payload(outcome: UpgradeOutcome, node: Node) -> dict:
+    """`from`: what the host runs — the superseded pending command's `from` (the host never
+    started it), else the node as recorded before this upgrade; `to`: the new side."""
+    if outcome.superseded is not None and "from" in (outcome.superseded.payload or {}):
+        origin = outcome.superseded.payload["from"]
+    else:
+        origin = command_side(image_id=outcome.from_image.id, properties=node.properties, allocation=outcome.old)
+    to = command_side(image_id=outcome.to_image.id, properties=outcome.config, allocation=outcome.new)
+    return {"from": origin, "to": to}
+
+
+def _supersede(command: Command) -> bool:
+    """Closes a `pending` command as `superseded`; False when it is no longer pending (its agent
+    acked it since it was read: the caller reads again). The caller holds the node's lock."""
+    command_status_transition(command, CommandStatus.SUPERSEDED)
+    closed = Command.objects.filter(pk=command.pk, status=CommandStatus.PENDING).update(
+        status=CommandStatus.SUPERSEDED, finished_at=timezone.now()
+    )
+    return closed == 1
 
 
 def node_upgrade(*, node_id, image_id, force: bool = False, actor=None, source: str = Source.API) -> UpgradeOutcome:
@@ -192,14 +254,26 @@ def node_upgrade(*, node_id, image_id, force: bool = False, actor=None, source: 
 
     Counters change by new - old allocation, where old is the node's recorded allocation (what
     the counters hold for it). The node becomes `upgrading`; NodeLog `upgrade_started` and a
-    `node_upgrade` Command (superseding any older one of the node) are written with it."""
+    `node_upgrade` Command (payload `from` and `to`, §1) are written with it. The node's
+    `pending` upgrade command is superseded (the new `from` is its `from`); an `acked` one, or
+    an open `node_create`, refuses the upgrade with `node_busy`."""
 
     def work() -> UpgradeOutcome:
         with timed(LOCK_WAIT_SECONDS):
-            node, old, new = _node_and_images(node_id, image_id, lock=True)  # node, then host: hosts.locks
-        outcome = _upgrade_outcome(node, old, new, force=force)
+            node, old, new, command = _node_and_images(node_id, image_id, lock=True)  # node, then host
+        outcome = _upgrade_outcome(node, old, new, command, force=force)
         if outcome.error:
             raise outcome.error
+        if outcome.superseded is not None and not _supersede(outcome.superseded):
+            # Acked since we read it: read again under the lock we hold; now it refuses.
+            node, old, new, command = _node_and_images(node_id, image_id, lock=True)
+            outcome = _upgrade_outcome(node, old, new, command, force=force)
+            if outcome.error:
+                raise outcome.error
+            if outcome.superseded is not None and not _supersede(outcome.superseded):
+                raise busy_refusal(node, command) or AssertionError("a pending command could not be superseded")
+        payload = _upgrade_payload(outcome, node)
+        node_state_transition(node, NodeState.UPGRADING)
         host = host_counters_write(host=node.host, check=outcome.counters)  # outcome.host: the same counters
         changes = {
             "image_id": outcome.to_image.id,
@@ -211,7 +285,7 @@ def node_upgrade(*, node_id, image_id, force: bool = False, actor=None, source: 
         update_row(Node, node.pk, **changes)
         for name, value in changes.items():
             setattr(node, name, value)
-        _log(
+        log_node_event(
             NodeEvent.UPGRADE_STARTED,
             node,
             host,
@@ -221,13 +295,10 @@ def node_upgrade(*, node_id, image_id, force: bool = False, actor=None, source: 
             new_image_id=outcome.to_image.id,
             forced=force,
             warnings=outcome.warnings,
-            **_allocation_fields("old_", outcome.old),
-            **_allocation_fields("new_", outcome.new),
+            **allocation_fields("old_", outcome.old),
+            **allocation_fields("new_", outcome.new),
         )
-        _close_open_commands(node)
-        _command(
-            CommandKind.NODE_UPGRADE, node, host, {"image_id": str(outcome.to_image.id), "properties": outcome.config}
-        )
+        _command(CommandKind.NODE_UPGRADE, node, host, payload)
         for warning in outcome.warnings:
             log_event(logger, "node_config_warning", logging.WARNING, node=node.name, warning=warning)
         transaction.on_commit(lambda: _log_upgrade(outcome, actor=actor, source=source, force=force))
@@ -323,9 +394,10 @@ def node_create(
     actor=None,
     source: str = Source.API,
 ) -> NodeChange:
-    """Places a new node on a host: allocation from its config on the image, capacity checked
-    (unless force), counters += allocation and node_count + 1, NodeLog `created`, Command
-    `node_create`. Properties must be keys of the image; missing keys take its defaults."""
+    """Places a new node on a host, `creating` until its agent reports (§9): allocation from its
+    config on the image, capacity checked (unless force), counters += allocation and node_count
+    + 1, NodeLog `created`, Command `node_create`. Properties must be keys of the image; missing
+    keys take its defaults."""
     properties = _validate_create_input(name, properties)
 
     def work() -> NodeChange:
@@ -348,7 +420,7 @@ def node_create(
         node = Node.objects.create(
             name=name, host=host, image_id=spec.id, properties=config, state=NodeState.CREATING, **allocation.as_dict()
         )
-        _log(
+        log_node_event(
             NodeEvent.CREATED,
             node,
             host,
@@ -356,7 +428,7 @@ def node_create(
             source=source,
             new_image_id=spec.id,
             forced=force,
-            **_allocation_fields("new_", allocation),
+            **allocation_fields("new_", allocation),
         )
         _command(CommandKind.NODE_CREATE, node, host, {"image_id": str(spec.id), "properties": config})
         transaction.on_commit(
@@ -381,25 +453,26 @@ def node_create(
 
 
 def node_delete(*, node_id, actor=None, source: str = Source.API) -> NodeChange:
-    """Removes a node: counters -= its allocation and node_count - 1 (refused with
-    `counter_drift` if one would go below zero), NodeLog `deleted`, Command `node_delete`."""
+    """Removes a node, whatever its state: counters -= its allocation and node_count - 1 (refused
+    with `counter_drift` if one would go below zero), its open commands close as `superseded`,
+    NodeLog `deleted`, Command `node_delete` (payload: the node's name and image)."""
 
     def work() -> NodeChange:
         node = _lock_node(node_id)
         allocation = Resources.of(node)
         host = host_counters_apply(host=node.host, delta=Resources() - allocation, node_count_delta=-1)
         Node.objects.filter(pk=node.pk).delete()
-        _log(
+        log_node_event(
             NodeEvent.DELETED,
             node,
             host,
             actor=actor,
             source=source,
             old_image_id=node.image_id,
-            **_allocation_fields("old_", allocation),
+            **allocation_fields("old_", allocation),
         )
         _close_open_commands(node)
-        _command(CommandKind.NODE_DELETE, node, host, {})
+        _command(CommandKind.NODE_DELETE, node, host, {"name": node.name, "image_id": str(node.image_id)})
         rollout_node_deleted(node_id=node.pk)
         transaction.on_commit(
             lambda: log_event(

@@ -8,7 +8,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 
 from hosts.models import Host
-from nodes.models import Image, ImageProperty
+from nodes.lifecycle import command_result
+from nodes.models import OPEN_STATUSES, Command, Image, ImageProperty
 from nodes.services import node_create
 
 GiB = 1024**3
@@ -64,7 +65,18 @@ class UserFactory(factory.django.DjangoModelFactory):
 _node_numbers = itertools.count(1)
 
 
-def place_node(*, host, image, name=None, properties=None, force=False):
-    """A node created through the service, so its host's counters count it."""
+def place_node(*, host, image, name=None, properties=None, force=False, running=True):
+    """A node created through the service, so its host's counters count it; `running` (its
+    agent reported the create succeeded, §9) unless running=False (still `creating`)."""
     name = name or f"node-{next(_node_numbers):05d}"
-    return node_create(name=name, host_id=host.pk, image_id=image.pk, properties=properties, force=force).node
+    node = node_create(name=name, host_id=host.pk, image_id=image.pk, properties=properties, force=force).node
+    if running:
+        report(node, "succeeded")
+        node.refresh_from_db()
+    return node
+
+
+def report(node, outcome, **kwargs):
+    """The node's agent reports `outcome` on the node's open command (nodes.lifecycle)."""
+    command = Command.objects.get(node_id=node.pk, status__in=OPEN_STATUSES)
+    return command_result(command_id=command.pk, host_id=command.host_id, outcome=outcome, **kwargs)

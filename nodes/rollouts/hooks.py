@@ -1,5 +1,5 @@
 """What other services call inside their own transactions so that rollouts follow: the agent
-lifecycle when a node_upgrade command closes, node_delete when a node goes. Each writes the
+lifecycle when a node_upgrade command closes (result or cancel), node_delete when a node goes. Each writes the
 rollout-node rows by UPDATE (never locking the rollout's row: hosts.locks' order) and enqueues
 the rollout's advance in the caller's transaction. No import of nodes.services (it calls us)."""
 
@@ -19,21 +19,35 @@ def enqueue_advance(rollout_id, *, delay: timedelta | None = None) -> None:
     task.enqueue(str(rollout_id))
 
 
-def rollout_command_closed(*, command_id, status: str, reason: str = "") -> None:
-    """The agent's result (or a cancel) closed a node_upgrade command: the rollout row waiting on
-    it takes its final status, and its rollout's advance is enqueued, in the caller's
-    transaction. A row already final (timed out) keeps its status: a late result still applies
-    to the node (§9), not to the row."""
-    rollout_ids = list(
-        RolloutNode.objects.filter(command_id=command_id, status=RolloutNodeStatus.UPGRADING).values_list(
-            "rollout_id", flat=True
-        )
-    )
+def rollout_upgrade_closed(*, command, node) -> None:
+    """A node_upgrade command closed (the agent's result, or a cancel): the rollout row waiting
+    on it takes its final status and its rollout's advance is enqueued, in the caller's
+    transaction. succeeded -> succeeded; failed -> failed; rolled_back -> rolled_back, or failed
+    when the rollback could not be applied (the node stayed `failed`); cancelled -> rolled_back
+    when the node was put back, else failed. A row already final (timed out) keeps its status:
+    a late result still applies to the node (§9), not to the row."""
+    if command.kind != "node_upgrade":
+        return
+    rows = RolloutNode.objects.filter(command_id=command.pk, status=RolloutNodeStatus.UPGRADING)
+    rollout_ids = list(rows.values_list("rollout_id", flat=True))
     if not rollout_ids:
         return
-    RolloutNode.objects.filter(command_id=command_id, status=RolloutNodeStatus.UPGRADING).update(
-        status=status, reason=reason
-    )
+    put_back = node is not None and node.state == "running"
+    status, reason = {
+        "succeeded": (RolloutNodeStatus.SUCCEEDED, ""),
+        "failed": (RolloutNodeStatus.FAILED, command.message),
+        "rolled_back": (
+            (RolloutNodeStatus.ROLLED_BACK, command.message)
+            if put_back
+            else (RolloutNodeStatus.FAILED, "the host rolled back, but the rollback could not be applied")
+        ),
+        "cancelled": (
+            (RolloutNodeStatus.ROLLED_BACK, "cancelled by support; the node is back on its image")
+            if put_back
+            else (RolloutNodeStatus.FAILED, "cancelled by support while its host worked on it")
+        ),
+    }.get(command.status, (RolloutNodeStatus.FAILED, f"command {command.status}"))
+    rows.update(status=status, reason=reason)
     for rollout_id in rollout_ids:
         enqueue_advance(rollout_id)
 

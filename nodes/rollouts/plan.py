@@ -197,7 +197,8 @@ def rollout_plan(selection: Selection) -> Plan:
         elif node.state not in SELECTABLE_STATES:
             reason = f"Node {node.name} is {node.state}: a change of it is still in flight."
         else:
-            outcome = _upgrade_outcome(node, specs[node.image_id], target, force=False)
+            # A running or failed node has no open command (§9), so none is passed.
+            outcome = _upgrade_outcome(node, specs[node.image_id], target, None, force=False)
             new, fits = outcome.new, outcome.fits
             if outcome.error:
                 reason = outcome.error.detail

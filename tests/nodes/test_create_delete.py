@@ -116,7 +116,8 @@ def test_delete_releases_the_allocation_and_keeps_the_history():
         3,
         "admin",
     )
-    assert NodeLog.objects.filter(node_id=gone.pk).count() == 2  # created + deleted, kept after the node
+    # created + create_succeeded (its agent reported, §9) + deleted, kept after the node
+    assert NodeLog.objects.filter(node_id=gone.pk).count() == 3
     assert Command.objects.filter(node_id=gone.pk, kind="node_delete", host=host).exists()
     assert Node.objects.filter(pk=keep.pk).exists()
     assert_counters_exact()

@@ -58,7 +58,9 @@ def test_upgrade_from_high_to_low_requirements(host):
     assert allocation(log, "old_") == (8, 32 * GiB, 2 * TiB)
     assert allocation(log, "new_") == (2, 8 * GiB, 500 * GiB)
     command = Command.objects.get(kind="node_upgrade")
-    assert (command.host_id, command.node_id, command.payload["image_id"]) == (host.pk, node.pk, str(small.pk))
+    assert (command.host_id, command.node_id, command.status) == (host.pk, node.pk, "pending")
+    assert command.payload["to"]["image_id"] == str(small.pk)
+    assert command.payload["from"]["image_id"] == str(big.pk)
     assert_counters_exact()
 
 
@@ -126,8 +128,12 @@ def test_upgrading_a_node_that_is_upgrading_supersedes_the_older_command(host):
     node_upgrade(node_id=node.pk, image_id=b.pk)
     node_upgrade(node_id=node.pk, image_id=c.pk)
 
-    newest = Command.objects.filter(node_id=node.pk).order_by("-id").first()
-    assert (newest.kind, newest.payload["image_id"]) == ("node_upgrade", str(c.pk))
+    # §2/§9: the pending command is superseded; the new one's `from` is what the host still runs.
+    older, newest = Command.objects.filter(node_id=node.pk, kind="node_upgrade").order_by("id")
+    assert (older.status, older.payload["to"]["image_id"]) == ("superseded", str(b.pk))
+    assert (newest.status, newest.payload["to"]["image_id"]) == ("pending", str(c.pk))
+    assert newest.payload["from"] == older.payload["from"]
+    assert newest.payload["from"]["image_id"] == str(a.pk)
     assert counters(host)[1] == 4
 
 

@@ -5,6 +5,7 @@ from django_tasks.base import TaskResultStatus
 from django_tasks_db.management.commands.db_worker import Worker
 from django_tasks_db.models import DBTaskResult
 
+from nodes.lifecycle import command_result
 from nodes.models import Command, CommandKind, CommandStatus, Node
 from nodes.rollouts.models import Rollout, RolloutNode
 from tests.factories import place_node
@@ -12,29 +13,13 @@ from tests.factories import place_node
 
 def report(command_id, outcome: str, message: str = "") -> None:
     """The host's agent reports how a command ended (§9)."""
-    try:
-        from nodes.lifecycle import command_result
-    except ImportError:  # TEMPORARY until §9's lifecycle is merged
-        from nodes.rollouts.hooks import rollout_command_closed
-
-        command = Command.objects.get(pk=command_id)
-        Command.objects.filter(pk=command_id).update(status=outcome)
-        state = {"succeeded": "running"}.get(outcome, "failed")
-        Node.objects.filter(pk=command.node_id).update(state=state)
-        if command.kind == CommandKind.NODE_UPGRADE:
-            rollout_command_closed(command_id=command_id, status=outcome)
-        return
     command = Command.objects.get(pk=command_id)
-    command_result(host=command.host, command_id=command_id, outcome=outcome, message=message)
+    command_result(command_id=command_id, host_id=command.host_id, outcome=outcome, message=message)
 
 
 def running_node(*, host, image, name=None, properties=None):
     """A node created through the service whose agent reported the creation succeeded."""
-    node = place_node(host=host, image=image, name=name, properties=properties)
-    command = Command.objects.get(node_id=node.pk, kind=CommandKind.NODE_CREATE)
-    report(command.pk, "succeeded")
-    node.refresh_from_db()
-    return node
+    return place_node(host=host, image=image, name=name, properties=properties)
 
 
 def open_upgrades():

@@ -122,10 +122,7 @@ def test_a_rollback_counts_as_a_failure(images, nodes):
 
     assert rollout.state == "halted" and rollout.current_batch == 1
     assert rows(rollout)["n2"] == (1, "rolled_back")
-    import importlib.util  # TEMPORARY until §9's lifecycle is merged
-
-    if importlib.util.find_spec("nodes.lifecycle"):
-        assert Node.objects.get(name="n2").image_id == images[0].pk  # back on v1
+    assert Node.objects.get(name="n2").image_id == images[0].pk  # back on v1
     assert_counters_exact()
 
 
