@@ -391,13 +391,14 @@ def node_create(
     image_id,
     properties: dict | None = None,
     force: bool = False,
+    auto_upgrade: bool = False,
     actor=None,
     source: str = Source.API,
 ) -> NodeChange:
     """Places a new node on a host, `creating` until its agent reports (§9): allocation from its
     config on the image, capacity checked (unless force), counters += allocation and node_count
     + 1, NodeLog `created`, Command `node_create`. Properties must be keys of the image; missing
-    keys take its defaults."""
+    keys take its defaults. `auto_upgrade`: the node follows newer images of its protocol (§10)."""
     properties = _validate_create_input(name, properties)
 
     def work() -> NodeChange:
@@ -418,7 +419,13 @@ def node_create(
         allocation = required_allocation(spec.validate(), config).check_within_bigint(f"Node {name} on {spec.label}")
         host = host_counters_apply(host=host, delta=allocation, node_count_delta=1, force=force)
         node = Node.objects.create(
-            name=name, host=host, image_id=spec.id, properties=config, state=NodeState.CREATING, **allocation.as_dict()
+            name=name,
+            host=host,
+            image_id=spec.id,
+            properties=config,
+            state=NodeState.CREATING,
+            auto_upgrade=auto_upgrade,
+            **allocation.as_dict(),
         )
         log_node_event(
             NodeEvent.CREATED,

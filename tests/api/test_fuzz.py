@@ -90,7 +90,7 @@ def test_the_api_answers_any_request_within_its_schema(wsgi_app, fuzz_fleet, mod
     schema = schemathesis.openapi.from_wsgi("/api/v1/schema/?format=json", wsgi_app)
     auth = {"Authorization": f"Token {fuzz_fleet['token']}"}
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 17  # every method of every path (9 of nodes, 8 of rollouts)
+    assert len(operations) == 18  # every method of every path (10 of nodes, 8 of rollouts)
     operations.sort(key=lambda operation: operation.method.upper() == "DELETE")  # deletes last: nodes to upgrade
 
     for operation in operations:
