@@ -24,6 +24,7 @@ from nodes.admin_views import fleet_audit_view
 from nodes.bulk import MAX_NODES, nodes_delete, nodes_upgrade, nodes_upgrade_plan
 from nodes.models import IMAGE_IN_USE, Command, Image, ImageProperty, Node, NodeLog
 from nodes.resources import Resources
+from nodes.rollouts.auto import rollout_auto_create
 from nodes.services import node_create, node_delete
 
 #: Log entries a node's page shows (the node log lists them all).
@@ -72,6 +73,7 @@ class ImageAdmin(admin.ModelAdmin):
     list_filter = ["protocol"]
     search_fields = ["protocol", "version"]
     inlines = [ImagePropertyInline]
+    actions = ["roll_out"]
     requirement_fields = ["protocol", "version", "min_cpu_cores", "min_memory_bytes", "min_disk_bytes"]
 
     class Media:
@@ -96,6 +98,25 @@ class ImageAdmin(admin.ModelAdmin):
         if protected:
             return [], {}, set(), protected
         return super().get_deleted_objects(objs, request)
+
+    @admin.action(description="Roll out this image…")
+    def roll_out(self, request, queryset):
+        """To the rollout page of the one selected image: selection, plan, confirm (§10)."""
+        images = list(queryset[:2])
+        if len(images) != 1:
+            self.message_user(request, "Select exactly one image to roll out.", messages.WARNING)
+            return None
+        return HttpResponseRedirect(reverse("admin:nodes_rollout_image", args=[images[0].pk]))
+
+    def save_related(self, request, form, formsets, change):
+        """A new image (properties saved too) rolls out to the auto_upgrade nodes it is newer for."""
+        super().save_related(request, form, formsets, change)
+        if not change and (rollout := rollout_auto_create(image=form.instance, actor=request.user)):
+            self.message_user(
+                request,
+                f"Auto-upgrade: rollout {str(rollout.pk)[:8]} to {form.instance}, {rollout.state}.",
+                messages.INFO,
+            )
 
     @admin.display(description="minimum (CPU, memory, disk)")
     def minimum(self, image):
@@ -483,3 +504,6 @@ class CommandAdmin(ReadOnlyAdmin):
     id_search_field = "node_id"
     search_help_text = "Host name (or part of it), or a node id."
     sortable_by = []  # newest first (by id); any other order would sort the whole table
+
+
+from nodes.rollouts import admin as rollouts_admin  # noqa: E402,F401 -- registers the rollouts' admin
