@@ -28,10 +28,6 @@ def rollout_upgrade_closed(*, command, node) -> None:
     a late result still applies to the node (§9), not to the row."""
     if command.kind != "node_upgrade":
         return
-    rows = RolloutNode.objects.filter(command_id=command.pk, status=RolloutNodeStatus.UPGRADING)
-    rollout_ids = list(rows.values_list("rollout_id", flat=True))
-    if not rollout_ids:
-        return
     put_back = node is not None and node.state == "running"
     status, reason = {
         "succeeded": (RolloutNodeStatus.SUCCEEDED, ""),
@@ -47,9 +43,10 @@ def rollout_upgrade_closed(*, command, node) -> None:
             else (RolloutNodeStatus.FAILED, "cancelled by support while its host worked on it")
         ),
     }.get(command.status, (RolloutNodeStatus.FAILED, f"command {command.status}"))
-    rows.update(status=status, reason=reason)
-    for rollout_id in rollout_ids:
-        enqueue_advance(rollout_id)
+    rows = RolloutNode.objects.filter(command_id=command.pk)
+    if rows.filter(status=RolloutNodeStatus.UPGRADING).update(status=status, reason=reason):
+        for rollout_id in rows.values_list("rollout_id", flat=True).distinct():
+            enqueue_advance(rollout_id)
 
 
 def rollout_node_deleted(*, node_id) -> None:

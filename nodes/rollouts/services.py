@@ -13,12 +13,13 @@ lock node and host, then UPDATE the rollout-node row; so waits always point the 
 """
 
 import logging
+import random
 import uuid
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError
-from django.db.models import Count, Exists, OuterRef
+from django.db import IntegrityError, connection
+from django.db.models import Count, Exists, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from config.db import atomic_with_retry
@@ -38,7 +39,11 @@ CREATE_ATTEMPTS = 3
 
 def _lock(rollout_id) -> Rollout:
     try:
-        return Rollout.objects.select_for_update(no_key=True).get(pk=uuid.UUID(str(rollout_id)))
+        return (
+            Rollout.objects.select_related("creator")
+            .select_for_update(of=("self",), no_key=True)
+            .get(pk=uuid.UUID(str(rollout_id)))
+        )
     except (Rollout.DoesNotExist, ValueError):
         raise NotFound(f"No rollout with id {rollout_id}.") from None
 
@@ -204,70 +209,98 @@ def rollout_advance(*, rollout_id) -> str:
     step re-reads under the rollout's row lock and does nothing already done, so two workers or
     a worker restarted after a kill never upgrade a node twice.
 
-    Steps, each its own transaction: rows past their result timeout fail; the current batch's
-    pending nodes are upgraded one by one (each upgrade commits with its row's move); when every
-    row of the batch is final, the batch ends (halted / paused after the canary / completed /
-    next batch)."""
-    atomic_with_retry(lambda: _close_stale_rows(rollout_id))
-    while atomic_with_retry(lambda: _step(rollout_id)) in MOVED_ON:
-        pass
-    return atomic_with_retry(lambda: _arm_tick(rollout_id))
+    First the advances already queued for this rollout are folded into this one (their causes
+    committed before what follows reads); then, each its own transaction: the current batch
+    starts (its busy nodes move to the next batch), its pending nodes are upgraded one by one
+    (each upgrade commits with its row's move), and once every row of the batch is final the
+    batch ends (halted / paused after the canary / completed / next batch)."""
+    coalesce_advances(rollout_id)
+    creator = Rollout.objects.select_related("creator").get(pk=rollout_id).creator  # the upgrades' actor
+    while True:
+        step = atomic_with_retry(lambda: _step(rollout_id))
+        if isinstance(step, list):
+            for row_pk in step:
+                try:
+                    done = atomic_with_retry(lambda row_pk=row_pk: _upgrade_row(rollout_id, row_pk, creator))
+                except RowMoved:
+                    continue
+                if done == "stopped":
+                    break
+        elif step != "next_batch":
+            return step
 
 
-#: What a step did when the next step may have work at once.
-MOVED_ON = {"upgraded", "refused", "deferred", "next_batch"}
+def coalesce_advances(rollout_id) -> int:
+    """Marks this rollout's advances that are due and not yet claimed as done: the advance now
+    running reads after them, so it covers what made them due (an agent result per node would
+    otherwise cost a whole task run each). Returns how many."""
+    from django_tasks.base import TaskResultStatus
+    from django_tasks_db.models import DBTaskResult, get_date_max
+
+    from nodes.rollouts.tasks import advance_rollout
+
+    now = timezone.now()
+    return DBTaskResult.objects.filter(
+        Q(run_after=get_date_max()) | Q(run_after__lte=now),
+        status=TaskResultStatus.READY,
+        task_path=advance_rollout.module_path,
+        args_kwargs={"args": [str(rollout_id)], "kwargs": {}},
+    ).update(status=TaskResultStatus.SUCCESSFUL, started_at=now, finished_at=now, return_value="coalesced")
 
 
-def _close_stale_rows(rollout_id) -> None:
-    rollout = _lock(rollout_id)
-    if rollout.state != RolloutState.RUNNING:
-        return
+def _close_stale_rows(rollout: Rollout) -> None:
+    """Rows past their result timeout fail; rows whose command someone else's upgrade superseded
+    (support upgraded the node by hand meanwhile) let go of the node: no result will come."""
     seconds = rollout.result_timeout_seconds
-    RolloutNode.objects.filter(
-        rollout=rollout,
-        status=RolloutNodeStatus.UPGRADING,
-        upgraded_at__lt=timezone.now() - timedelta(seconds=seconds),
-    ).update(status=RolloutNodeStatus.FAILED, reason=f"no result within {seconds} s")
-    # Support upgraded the node by hand while its rollout command was pending (§2 supersedes it):
-    # the rollout lets go of it rather than wait for a result that cannot come.
+    upgrading = RolloutNode.objects.filter(rollout=rollout, status=RolloutNodeStatus.UPGRADING)
+    upgrading.filter(upgraded_at__lt=timezone.now() - timedelta(seconds=seconds)).update(
+        status=RolloutNodeStatus.FAILED, reason=f"no result within {seconds} s"
+    )
     superseded = Command.objects.filter(pk=OuterRef("command_id"), status=CommandStatus.SUPERSEDED)
-    RolloutNode.objects.filter(Exists(superseded), rollout=rollout, status=RolloutNodeStatus.UPGRADING).update(
+    upgrading.filter(Exists(superseded)).update(
         status=RolloutNodeStatus.SKIPPED, reason="superseded by another change of the node", holds_node=False
     )
 
 
-def _arm_tick(rollout_id) -> str:
-    """While running, keeps one delayed advance queued (timeouts are noticed without agents)."""
-    rollout = _lock(rollout_id)
+def _tick(rollout: Rollout) -> bool:
+    """While running, keeps one delayed advance queued (so timeouts are noticed without agents);
+    True when the tick was due, which is also when stale rows are looked for."""
     now = timezone.now()
-    if rollout.state == RolloutState.RUNNING and (rollout.tick_due_at is None or rollout.tick_due_at <= now):
-        tick = timedelta(seconds=settings.ROLLOUT_TICK_SECONDS)
-        rollout.tick_due_at = now + tick
-        rollout.save(update_fields=["tick_due_at"])
-        enqueue_advance(rollout.pk, delay=tick)
-    return rollout.state
+    if rollout.tick_due_at is not None and rollout.tick_due_at > now:
+        return False
+    delay = timedelta(seconds=settings.ROLLOUT_TICK_SECONDS)
+    rollout.tick_due_at = now + delay
+    rollout.save(update_fields=["tick_due_at"])
+    enqueue_advance(rollout.pk, delay=delay)
+    return True
 
 
-def _step(rollout_id) -> str:
+def _step(rollout_id):
+    """One look at the current batch under the rollout's lock: the rows to upgrade now (a list
+    of row ids), or what the rollout waits for or became."""
     rollout = _lock(rollout_id)
     if rollout.state != RolloutState.RUNNING:
         return rollout.state
+    if _tick(rollout):
+        _close_stale_rows(rollout)
     pending = list(
-        RolloutNode.objects.filter(
-            rollout=rollout, batch=rollout.current_batch, status=RolloutNodeStatus.PENDING
-        ).order_by("position")
+        RolloutNode.objects.filter(rollout=rollout, batch=rollout.current_batch, status=RolloutNodeStatus.PENDING)
+        .order_by("position")
+        .values_list("pk", "node_id", "reason")
     )
     if pending:
         busy = dict(
-            Command.objects.filter(node_id__in=[row.node_id for row in pending], status__in=OPEN_STATUSES).values_list(
-                "node_id", "id"
-            )
+            Command.objects.filter(
+                node_id__in=[node_id for _, node_id, _ in pending], status__in=OPEN_STATUSES
+            ).values_list("node_id", "id")
         )
-        for row in pending:
-            if row.node_id not in busy:
-                return _upgrade_row(rollout, row)
-            if not row.reason:  # not yet deferred once
-                return _defer_row(rollout, row, busy[row.node_id])
+        _defer(rollout, [(pk, busy[node_id]) for pk, node_id, reason in pending if node_id in busy and not reason])
+        ready = [pk for pk, node_id, _ in pending if node_id not in busy]
+        if ready:
+            random.shuffle(ready)  # workers of one rollout start at different nodes
+            return ready
+        if any(not reason for _, _, reason in pending):
+            return "next_batch"  # the rows just deferred left the batch: look again
         return "waiting"  # on open commands of nodes deferred once already
     if RolloutNode.objects.filter(
         rollout=rollout, batch=rollout.current_batch, status=RolloutNodeStatus.UPGRADING
@@ -276,45 +309,65 @@ def _step(rollout_id) -> str:
     return _end_batch(rollout)
 
 
-def _defer_row(rollout: Rollout, row: RolloutNode, command_id) -> str:
-    """A node with an open command when its batch starts moves to the next batch (one is added
-    after the last if needed). It moves once: in its new batch, the batch waits for it."""
+def _defer(rollout: Rollout, rows: list) -> None:
+    """Nodes with an open command when their batch starts move to the next batch (one is added
+    after the last if needed). A node moves once: in its new batch, the batch waits for it."""
+    if not rows:
+        return
     later = rollout.current_batch + 1
     if later > rollout.batches:
         rollout.batches = later
         rollout.save(update_fields=["batches"])
-    reason = f"command {command_id} was open when batch {rollout.current_batch} started; moved to batch {later}"
-    _set_row(row, batch=later, reason=reason)
-    return "deferred"
+    for row_pk, command_id in rows:
+        reason = f"command {command_id} was open when batch {rollout.current_batch} started; moved to batch {later}"
+        RolloutNode.objects.filter(pk=row_pk).update(batch=later, reason=reason)
 
 
-def _upgrade_row(rollout: Rollout, row: RolloutNode) -> str:
-    """Upgrades one pending node of the current batch; its row moves in the same transaction."""
+class RowMoved(Exception):
+    """The row left `pending` while its node was being upgraded: the upgrade is undone."""
+
+
+def _share_lock(rollout_id) -> Rollout | None:
+    """The rollout, its row share-locked: upgraders hold it together (nodes upgrade in parallel),
+    while a pause, abort or batch decision (FOR NO KEY UPDATE) waits for them and they for it."""
+    suffix = " FOR SHARE" if connection.features.has_select_for_update else ""
+    table = connection.ops.quote_name(Rollout._meta.db_table)
+    rows = Rollout.objects.raw(f"SELECT * FROM {table} WHERE id = %s{suffix}", [str(rollout_id)])
+    return next(iter(rows), None)
+
+
+def _upgrade_row(rollout_id, row_pk, actor) -> str:
+    """Upgrades one pending node of the current batch; its row moves in the same transaction.
+    Workers of one rollout upgrade different nodes at once (the rollout share-locked); two on
+    the same node queue on its lock, and the second finds the row no longer pending: every move
+    of a row is conditional on `pending`, so the node is upgraded once. Lock order: rollout,
+    node, host (node_upgrade), rollout-node row (hosts.locks)."""
+    rollout = _share_lock(rollout_id)
+    row = RolloutNode.objects.filter(pk=row_pk).values("node_id", "status", "batch").first()
+    if rollout is None or rollout.state != RolloutState.RUNNING:
+        return "stopped"
+    if row is None or row["status"] != RolloutNodeStatus.PENDING or row["batch"] != rollout.current_batch:
+        return "done already"
+    pending = RolloutNode.objects.filter(pk=row_pk, status=RolloutNodeStatus.PENDING)
     try:
-        outcome = node_upgrade(
-            node_id=row.node_id, image_id=rollout.image_id, actor=rollout.creator, source=Source.ROLLOUT
-        )
+        outcome = node_upgrade(node_id=row["node_id"], image_id=rollout.image_id, actor=actor, source=Source.ROLLOUT)
     except NotFound:
-        _set_row(row, status=RolloutNodeStatus.SKIPPED, reason="deleted", holds_node=False)
+        pending.update(status=RolloutNodeStatus.SKIPPED, reason="deleted", holds_node=False)
         return "refused"
     except Busy:
         raise
-    except ApplicationError as error:  # the plan went stale: refused, not a failure
-        _set_row(row, status=RolloutNodeStatus.REFUSED, reason=error.detail)
-        return "refused"
-    command_id = Command.objects.filter(node_id=row.node_id).order_by("-id").values_list("id", flat=True).first()
-    _set_row(
-        row,
+    except ApplicationError as error:  # the plan went stale (or another worker was first): refused
+        return "refused" if pending.update(status=RolloutNodeStatus.REFUSED, reason=error.detail) else "done already"
+    command_id = Command.objects.filter(node_id=row["node_id"]).order_by("-id").values("id")[:1]
+    moved = pending.update(
         status=RolloutNodeStatus.UPGRADING,
-        command_id=command_id,
+        command_id=Subquery(command_id),
         upgraded_at=timezone.now(),
         **{f"new_{name}": amount for name, amount in outcome.new.items()},
     )
+    if not moved:
+        raise RowMoved  # rolls the whole transaction back, the upgrade with it
     return "upgraded"
-
-
-def _set_row(row: RolloutNode, **fields) -> None:
-    RolloutNode.objects.filter(pk=row.pk).update(**fields)
 
 
 def _end_batch(rollout: Rollout) -> str:

@@ -89,10 +89,10 @@ def upgraded_names() -> set:
 @pytest.mark.parametrize(
     "point, nth, committed",
     [
-        ("inside_upgrade", 2, {"n0"}),  # canary n0 done; killed inside batch 2's first upgrade
-        ("before_row_moves", 2, {"n0"}),  # ... after node_upgrade returned, before the row moved
-        ("after_upgrade_commit", 2, {"n0", "n2"}),  # batch 2's first node committed, row and all
-        ("between_batches", 1, {"n0"}),  # batch 1 ended, batch 2 recorded, nothing of it started
+        ("inside_upgrade", 2, 1),  # canary n0 done; killed inside batch 2's first upgrade
+        ("before_row_moves", 2, 1),  # ... after node_upgrade returned, before the row moved
+        ("after_upgrade_commit", 2, 2),  # batch 2's first node committed, row and all
+        ("between_batches", 1, 1),  # batch 1 ended, batch 2 recorded, nothing of it started
     ],
 )
 def test_a_worker_killed_at_any_point_loses_nothing_and_repeats_nothing(point, nth, committed):
@@ -103,9 +103,11 @@ def test_a_worker_killed_at_any_point_loses_nothing_and_repeats_nothing(point, n
 
     # What the kill left: exactly what had committed. The upgrade and its row's move are one
     # commit: killed between them, neither is there.
-    assert upgraded_names() == committed
+    # (batch 2 = n2, n4, n6, upgraded in any order).
+    upgraded = upgraded_names()
+    assert "n0" in upgraded and len(upgraded) == committed and upgraded <= {"n0", "n2", "n4", "n6"}
     rows = dict(RolloutNode.objects.filter(rollout=rollout).values_list("node_name", "status"))
-    assert {name for name, status in rows.items() if status not in ("pending",)} == committed
+    assert {name for name, status in rows.items() if status != "pending"} == upgraded
     left_running = DBTaskResult.objects.filter(status=TaskResultStatus.RUNNING).count()
     assert left_running == 1  # no lease: the killed worker's task stays RUNNING...
 

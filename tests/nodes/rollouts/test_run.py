@@ -167,6 +167,7 @@ def test_no_result_within_the_timeout_fails_the_row_and_a_late_result_still_appl
     RolloutNode.objects.filter(rollout=rollout, node_name="n2").update(
         upgraded_at=timezone.now() - timedelta(seconds=61)
     )
+    Rollout.objects.filter(pk=rollout.pk).update(tick_due_at=timezone.now())  # the tick is due
 
     rollout_advance(rollout_id=rollout.pk)
 
