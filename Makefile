@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TEST_DATABASE_URL ?= postgres://root@127.0.0.1:5432/nodefleet
 
-.PHONY: venv run serve test lint format bench clean
+.PHONY: venv run serve test screenshots lint format bench audit-deps clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,12 @@ serve: venv
 test: venv
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} $(BIN)/python -m pytest
 
+## The README's screenshots (docs/screenshots/*.png), taken by the browser tests; `make test`
+## writes them to a temporary directory instead.
+screenshots: venv
+	SCREENSHOTS_DIR=docs/screenshots DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} \
+		$(BIN)/python -m pytest -p no:cacheprovider tests/admin/test_browser.py
+
 ## Benchmarks on a dedicated PostgreSQL database (never part of `make test`). The first run
 ## seeds 10,000 hosts x 100 nodes with seed_demo (a few minutes); figures in docs/performance.md.
 bench: venv
@@ -37,6 +43,11 @@ bench: venv
 	$(BIN)/python -u bench/upgrade_throughput.py
 	$(BIN)/python -u bench/http_throughput.py
 	$(BIN)/python -u bench/fleet_size.py
+
+## Known vulnerabilities in the installed dependencies (pip-audit, PyPI's data). Exit 0 clean,
+## 1 vulnerable, 3 when it could not audit (index unreachable, or versions it does not know).
+audit-deps: venv
+	$(BIN)/python tools/audit_deps.py
 
 lint: venv
 	$(BIN)/ruff check .

@@ -1,6 +1,6 @@
-"""The REST API's plumbing, shared by every endpoint: strict JSON parsing, token authentication,
-cursor pagination and OPTIONS metadata. Named in settings.REST_FRAMEWORK, so nothing here may
-import DRF's views (they import these classes)."""
+"""The REST API's plumbing, shared by every endpoint: strict JSON parsing, content negotiation,
+token authentication, cursor pagination and OPTIONS metadata. Named in settings.REST_FRAMEWORK,
+so nothing here may import DRF's views (they import these classes)."""
 
 import json
 import re
@@ -8,21 +8,35 @@ import re
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework.authentication import TokenAuthentication
-from rest_framework.exceptions import AuthenticationFailed, NotFound, ParseError, ValidationError
+from rest_framework.exceptions import AuthenticationFailed, NotAcceptable, NotFound, ParseError, ValidationError
 from rest_framework.metadata import SimpleMetadata
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import BaseParser
+from rest_framework.utils.mediatypes import _MediaType
 
-from config.exceptions import RequestTooLarge
+from config.exceptions import PROBLEM_CONTENT_TYPE, RequestTooLarge
 
 
 def _refuse_constant(name: str):
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _refuse_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
+    """An object naming a key twice is ambiguous (RFC 8259 leaves it to the parser; Python keeps
+    the last one, another client's library the first): refused, never guessed."""
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        seen = set()
+        duplicates = sorted({key for key, _ in pairs if key in seen or seen.add(key)})
+        raise ValueError(f"duplicate key{'s' if len(duplicates) > 1 else ''} {', '.join(map(repr, duplicates))}")
+    return document
+
+
 class StrictJSONParser(BaseParser):
     """JSON bodies in UTF-8 (RFC 8259), at most DATA_UPLOAD_MAX_MEMORY_SIZE bytes; anything that
-    cannot be read (bad UTF-8, NaN, nesting too deep for the parser) is a 400, never a 500."""
+    cannot be read (bad UTF-8, NaN, a key given twice in one object, nesting too deep for the
+    parser) is a 400, never a 500."""
 
     media_type = "application/json"
 
@@ -32,13 +46,33 @@ class StrictJSONParser(BaseParser):
         if limit is not None and len(body) > limit:
             raise RequestTooLarge(f"The request body is larger than {limit} bytes.")
         try:
-            return json.loads(body.decode("utf-8"), parse_constant=_refuse_constant)
+            return json.loads(
+                body.decode("utf-8"), parse_constant=_refuse_constant, object_pairs_hook=_refuse_duplicate_keys
+            )
         except UnicodeDecodeError as error:
             raise ParseError(f"The body is not valid UTF-8 (byte {error.start}).") from None
         except RecursionError:
             raise ParseError("The JSON document is nested too deeply.") from None
         except ValueError as error:
             raise ParseError(f"JSON parse error: {error}") from None
+
+
+class ProblemAwareNegotiation(DefaultContentNegotiation):
+    """DRF's negotiation, plus: a client that accepts only `application/problem+json` (one that
+    expects its errors) gets JSON. Errors are then problem details, successes plain JSON — the
+    only representation there is, so an answer is better than a 406 for everything."""
+
+    _problem = _MediaType(PROBLEM_CONTENT_TYPE)
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        try:
+            return super().select_renderer(request, renderers, format_suffix)
+        except NotAcceptable:
+            json_renderers = [renderer for renderer in renderers if renderer.format == "json"]
+            accepts = self._get_parsed_accept_list(request)
+            if json_renderers and any(self._problem.match(accept) for accept in accepts):
+                return json_renderers[0], json_renderers[0].media_type
+            raise
 
 
 class DescriptiveMetadata(SimpleMetadata):

@@ -19,10 +19,25 @@ T = TypeVar("T")
 RETRYABLE = {"40001", "40P01"}
 ATTEMPTS = 3
 
+BUSY_DETAIL = (
+    "The database could not complete the change now (a lock wait timed out, a conflict "
+    "or a lost connection); nothing was written. Try again."
+)
+
 
 def _sqlstate(error: DatabaseError) -> str | None:
     cause = error.__cause__
     return getattr(cause, "sqlstate", None) or getattr(getattr(cause, "diag", None), "sqlstate", None)
+
+
+def read_one_snapshot() -> None:
+    """Makes the transaction just begun read every statement from one snapshot (REPEATABLE
+    READ, READ ONLY): a preview built from several reads then describes one moment, not
+    counters from before a concurrent change and the nodes from after it. Call it first thing
+    in the outermost `atomic()` block; elsewhere (a savepoint, SQLite) it does nothing."""
+    if connection.vendor == "postgresql" and len(connection.atomic_blocks) == 1 and not connection.savepoint_ids:
+        with connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
 
 
 def atomic_with_retry(work: Callable[[], T], *, attempts: int = ATTEMPTS) -> T:
@@ -44,9 +59,5 @@ def atomic_with_retry(work: Callable[[], T], *, attempts: int = ATTEMPTS) -> T:
                 time.sleep(random.uniform(0.005, 0.05) * attempt)
                 continue
             logger.warning("database busy: %s (sqlstate %s)", error, state)
-            raise Busy(
-                "The database could not complete the change now (a lock wait timed out, a conflict "
-                "or a lost connection); nothing was written. Try again.",
-                retry_after=1,
-            ) from error
+            raise Busy(BUSY_DETAIL, retry_after=1) from error
     raise AssertionError("unreachable")

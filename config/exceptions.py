@@ -4,14 +4,17 @@ DRF's exceptions and Django's own 400/403/404/413/500 alike."""
 
 import json
 import math
+import re
 
 from django.core.exceptions import DisallowedHost, RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpResponse
+from django.urls import Resolver404, resolve
 from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions as drf
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
@@ -116,6 +119,11 @@ def problem_exception_handler(exc: Exception, context: dict) -> Response | None:
     if error is None:
         return None
     set_rollback()
+    request = context.get("request")
+    if request is not None:
+        # Problem details are JSON whatever renderer the view negotiated (or failed to: a 406 of
+        # the schema view would otherwise come out as YAML, of the docs page as HTML).
+        request.accepted_renderer, request.accepted_media_type = JSONRenderer(), PROBLEM_CONTENT_TYPE
     return Response(
         error.as_problem(), status=error.status, headers=_headers(exc, error), content_type=PROBLEM_CONTENT_TYPE
     )
@@ -126,8 +134,27 @@ def problem_exception_handler(exc: Exception, context: dict) -> Response | None:
 # Django's default pages (the admin's HTML) elsewhere.
 
 
-def _is_api(request) -> bool:
-    return request.path.startswith("/api/")
+def is_api(request) -> bool:
+    """Under /api/, however the caller spelt it: `//api/v1/`, `/API/V1/` are API mistakes too."""
+    return _API_PREFIX.match(request.path) is not None
+
+
+_API_PREFIX = re.compile(r"/+api(?:/|$)", re.IGNORECASE)
+
+
+def _suggestion(path: str) -> str | None:
+    """The API path the caller most likely meant (slashes collapsed, lower case, a trailing
+    slash), when one answers there; None otherwise."""
+    candidate = re.sub(r"/{2,}", "/", path).lower()
+    if not candidate.endswith("/"):
+        candidate += "/"
+    if candidate == path:
+        return None
+    try:
+        match = resolve(candidate)
+    except Resolver404:
+        return None
+    return None if match.func is page_not_found_view else candidate
 
 
 def problem_response(error: errors.ApplicationError) -> HttpResponse:
@@ -137,31 +164,34 @@ def problem_response(error: errors.ApplicationError) -> HttpResponse:
 
 
 def bad_request(request, exception, template_name="400.html"):
-    if not _is_api(request):
+    if not is_api(request):
         return defaults.bad_request(request, exception, template_name)
     return problem_response(application_error(exception) or errors.InvalidInput("The request is malformed.", errors={}))
 
 
 def permission_denied(request, exception, template_name="403.html"):
-    if not _is_api(request):
+    if not is_api(request):
         return defaults.permission_denied(request, exception, template_name)
     return problem_response(errors.PermissionDenied(str(exception) or "You may not do this."))
 
 
 def page_not_found(request, exception, template_name="404.html"):
-    if not _is_api(request):
+    if not is_api(request):
         return defaults.page_not_found(request, exception, template_name)
-    return problem_response(errors.NotFound(f"Nothing at {request.path}."))
+    suggestion = _suggestion(request.path)
+    hint = f"; did you mean {suggestion}?" if suggestion else "."
+    return problem_response(errors.NotFound(f"Nothing at {request.path}{hint}"))
 
 
 @csrf_exempt  # it changes nothing; without this a POST with a session cookie would get CSRF's HTML 403
 def page_not_found_view(request):
-    """The catch-all of /api/: `not_found` as problem details whatever DEBUG says."""
+    """The catch-all of /api/ (any casing, doubled slashes): `not_found` as problem details
+    whatever DEBUG says, naming the path meant when it differs only by such a slip."""
     return page_not_found(request, None)
 
 
 def server_error(request, template_name="500.html"):
-    if not _is_api(request):
+    if not is_api(request):
         return defaults.server_error(request, template_name)
     error = HttpProblem("The server failed; the error was logged.", code="server_error", status=500, title="Error")
     return problem_response(error)

@@ -1,12 +1,15 @@
 """Structured logs: a request id on every line, and JSON lines when LOG_FORMAT=json.
 
-Services log with `extra={"event": ..., "node": ..., ...}`; the plain format shows the message,
+Services log with `extra={"event": ..., "node": ..., ...}`; the plain format shows the message
+(characters that do not print escaped: a node named with a newline cannot forge a log line),
 the JSON format every field, so a log pipeline can index them without parsing prose."""
 
 import contextvars
 import json
 import logging
 import uuid
+
+from config.text import escape_unprintable
 
 request_id = contextvars.ContextVar("request_id", default=None)
 
@@ -25,6 +28,15 @@ class RequestIdFilter(logging.Filter):
     def filter(self, record):
         record.request_id = request_id.get() or "-"
         return True
+
+
+class PlainFormatter(logging.Formatter):
+    """One line per record: the message's control characters escaped (a traceback, formatted
+    apart, keeps its own lines)."""
+
+    def formatMessage(self, record):
+        record.message = escape_unprintable(record.message)
+        return super().formatMessage(record)
 
 
 class JsonFormatter(logging.Formatter):

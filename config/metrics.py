@@ -1,18 +1,24 @@
 """Prometheus metrics and the /metrics view.
 
 Under gunicorn each worker is its own process: set PROMETHEUS_MULTIPROC_DIR (config/gunicorn.py
-does) and the view aggregates every worker's samples. /metrics answers only to requests bearing
-`Authorization: Bearer $METRICS_TOKEN` or, when no token is set, from the loopback address."""
+does) and the view aggregates every worker's samples.
+
+/metrics answers only to requests bearing `Authorization: Bearer $METRICS_TOKEN`. Without a
+token it is closed in production, so no proxy setup can expose it by accident; under DEBUG
+(`make run`) it answers loopback requests that carry no forwarding header. The process metrics
+are served even when the database is down (the audit gauges then keep their last values)."""
 
 import hmac
+import logging
 import os
 import time
 from contextlib import contextmanager
 
 from django.conf import settings
-from django.http import HttpResponse, HttpResponseForbidden
+from django.db import DatabaseError
+from django.http import HttpResponse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_safe
+from django.views.decorators.csrf import csrf_exempt
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -68,12 +74,26 @@ def timed(histogram: Histogram):
         histogram.observe(time.perf_counter() - began)
 
 
-def _allowed(request) -> bool:
+logger = logging.getLogger(__name__)
+
+#: Headers a reverse proxy adds: their presence means the loopback peer is a proxy, not the caller.
+FORWARDING_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-IP")
+
+
+def _refusal(request) -> str | None:
+    """Why the request may not read the metrics (None: it may)."""
     token = settings.METRICS_TOKEN
     if token:
         given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        return hmac.compare_digest(given.encode(), token.encode())
-    return request.META.get("REMOTE_ADDR") in {"127.0.0.1", "::1"}
+        if hmac.compare_digest(given.encode(), token.encode()):
+            return None
+        return "/metrics needs `Authorization: Bearer <METRICS_TOKEN>`."
+    if not settings.DEBUG:
+        return "/metrics is closed: set METRICS_TOKEN and scrape with `Authorization: Bearer <token>`."
+    forwarded = any(header in request.headers for header in FORWARDING_HEADERS)
+    if request.META.get("REMOTE_ADDR") in {"127.0.0.1", "::1"} and not forwarded:
+        return None
+    return "/metrics without METRICS_TOKEN answers only to loopback requests that no proxy forwarded."
 
 
 def _registry():
@@ -86,12 +106,25 @@ def _registry():
     return REGISTRY
 
 
+def _text(status: int, text: str) -> HttpResponse:
+    """An error of /metrics, in the text its scrapers read (not Django's HTML)."""
+    return HttpResponse(text + "\n", status=status, content_type="text/plain; charset=utf-8")
+
+
+@csrf_exempt  # no session or form here: a POST gets the 405 below, not CSRF's HTML 403
 @never_cache
-@require_safe
 def metrics_view(request):
-    if not _allowed(request):
-        return HttpResponseForbidden("metrics need the metrics token (or a request from loopback when none is set)\n")
+    if request.method not in ("GET", "HEAD"):
+        response = _text(405, f"/metrics answers GET and HEAD, not {request.method}.")
+        response["Allow"] = "GET, HEAD"
+        return response
+    refusal = _refusal(request)
+    if refusal:
+        return _text(403, refusal)
     from hosts.audit_record import publish_last_audit
 
-    publish_last_audit()
+    try:
+        publish_last_audit()
+    except DatabaseError as error:  # the process metrics matter most in an outage: serve them
+        logger.warning("metrics: the last audit could not be read (%s); its gauges keep their values", error)
     return HttpResponse(generate_latest(_registry()), content_type=CONTENT_TYPE_LATEST)

@@ -1,8 +1,10 @@
 """Nodefleet settings, read from the environment (django-environ); see .env.example."""
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
+from csp.constants import NONCE, NONE, SELF
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -16,7 +18,7 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"] if 
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "config.apps.NodefleetAdminConfig",  # django.contrib.admin, with the staff login of config/admin_site.py
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -28,6 +30,9 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "hosts",
     "nodes",
     # After nodes: nodes' `db_worker` (recovery, then the library's worker) overrides theirs.
@@ -37,14 +42,22 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "config.logging.RequestIdMiddleware",
+    "config.health.HealthCheckMiddleware",  # before anything that checks the Host header or CSRF
+    "config.request_body.ChunkedBodyMiddleware",  # before anything reads the body
     "django.middleware.security.SecurityMiddleware",
+    "django_permissions_policy.PermissionsPolicyMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "config.sessions.StaffSessionMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "config.query_parameters.UnknownQueryParameterMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes requires
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -91,6 +104,32 @@ AUTO_UPGRADE_START = env.bool("AUTO_UPGRADE_START", default=False)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Logins (docs/operations.md "Logins"). django-axes counts failed logins per username and per
+# client address (REMOTE_ADDR) in the database, so every gunicorn worker sees them, and locks
+# either out after AXES_FAILURE_LIMIT failures for AXES_COOLOFF_MINUTES (429 with a message).
+AUTHENTICATION_BACKENDS = [
+    "config.auth_backends.LockoutBackend",  # django-axes
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=30))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_ENABLE_ACCESS_FAILURE_LOG = True  # every failure, kept for the admin (Axes > Access failures)
+AXES_LOCKOUT_TEMPLATE = "admin/nf_locked_out.html"
+AXES_VERBOSE = False  # config.logins logs every failure and lockout (with the request id)
+# Time-based one-time passwords (django-otp): staff who enrolled a device give its code at
+# login; with ADMIN_REQUIRE_2FA, a superuser without a verified device is refused the admin.
+ADMIN_REQUIRE_2FA = env.bool("ADMIN_REQUIRE_2FA", default=False)
+OTP_TOTP_ISSUER = "Nodefleet"
+# The admin never shows a device's secret (its QR code and key pages answer 403): anyone who may
+# view devices could copy them. `manage.py totp_enrol` prints them once, to the operator.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+# Sessions: 8 hours at most; staff sessions also end after STAFF_IDLE_TIMEOUT seconds without a
+# request (config.sessions.StaffSessionMiddleware).
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
+STAFF_IDLE_TIMEOUT = env.int("STAFF_IDLE_TIMEOUT", default=30 * 60)
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -114,21 +153,26 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
-        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
-        if not DEBUG
-        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage" if DEBUG else "config.static.StaticStorage"
     },
 }
+# Not collected (gunicorn started without `collectstatic`): whitenoise serves the apps' files
+# and config.static.StaticStorage names them unhashed, with a warning at start.
+WHITENOISE_USE_FINDERS = not (STATIC_ROOT / "staticfiles.json").exists()
 
 # Production hardening; all on unless DEBUG (override from the environment behind a proxy).
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# X-Forwarded-Proto is believed only when a TLS-terminating proxy in front says so: a gunicorn
+# reached directly would otherwise take any client's word that the request came over https.
+BEHIND_TLS_PROXY = env.bool("BEHIND_TLS_PROXY", default=False)
+if BEHIND_TLS_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
-# Load balancers probe /healthz over plain HTTP.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# Load balancers probe /healthz and Prometheus scrapes /metrics over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
@@ -136,6 +180,39 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = not DEBUG
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy (django-csp) on every response: the admin, the API docs (Swagger UI
+# from drf-spectacular-sidecar, served from here) and the API. Nothing from another origin,
+# no inline script; the docs page's one inline <style> carries the request's nonce.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "img-src": [SELF, "data:"],  # Swagger UI's and the admin's CSS draw icons from data: URLs
+        "style-src": [SELF, NONCE],
+        "style-src-attr": ["'unsafe-inline'"],  # the admin's usage bars set their width inline
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
+# Permissions-Policy (django-permissions-policy): no page here needs a device feature.
+PERMISSIONS_POLICY = {
+    feature: []
+    for feature in (
+        "accelerometer",
+        "autoplay",
+        "camera",
+        "display-capture",
+        "fullscreen",
+        "geolocation",
+        "gyroscope",
+        "magnetometer",
+        "microphone",
+        "midi",
+        "payment",
+        "usb",
+    )
+}
 
 LOG_FORMAT = env.str("LOG_FORMAT", default="plain")  # plain | json
 LOGGING = {
@@ -143,7 +220,10 @@ LOGGING = {
     "disable_existing_loggers": False,
     "filters": {"request_id": {"()": "config.logging.RequestIdFilter"}},
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "plain": {
+            "()": "config.logging.PlainFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
+        },
         "json": {"()": "config.logging.JsonFormatter"},
     },
     "handlers": {
@@ -154,13 +234,22 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["stderr"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # django-axes narrates each attempt at INFO; nodefleet.logins logs each outcome once.
+    "loggers": {"axes": {"level": "WARNING"}},
 }
+
+# The longest value a node's property may hold (characters); longer ones are refused (400 `invalid`).
+NODE_PROPERTY_VALUE_MAX_LENGTH = env.int("NODE_PROPERTY_VALUE_MAX_LENGTH", default=1000)
 
 # API writes per user (DRF rate: "600/min"; empty for no limit), counted in CACHES["default"].
 API_WRITE_THROTTLE_RATE = env.str("API_WRITE_THROTTLE_RATE", default="600/min")
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 
-# /metrics: with a token, callers must send `Authorization: Bearer <token>`; without, only loopback.
+# Host agents (§9): how often a polling agent's Host.agent_seen_at is written, at most (seconds).
+AGENT_SEEN_INTERVAL = env.int("AGENT_SEEN_INTERVAL", default=60)
+
+# /metrics: callers send `Authorization: Bearer <token>`. Without a token it is closed, except
+# under DEBUG to loopback requests that no proxy forwarded (config.metrics).
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 # REST API (/api/v1/): token first (so a request without credentials gets 401), strict JSON,
@@ -173,6 +262,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": ["config.api.StrictJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "config.api.ProblemAwareNegotiation",
     "DEFAULT_PAGINATION_CLASS": "config.api.StrictCursorPagination",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -198,5 +288,6 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "config.openapi.refuse_unknown_request_fields",
+        "config.openapi.nullable_references",
     ],
 }

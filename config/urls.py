@@ -1,23 +1,26 @@
-"""Nodefleet's URLs: the admin, the REST API under /api/v1/ and the health check."""
+"""Nodefleet's URLs: the admin, the REST API under /api/v1/ and the metrics. (/healthz is answered
+by config.health.HealthCheckMiddleware, ahead of the host check.)"""
 
 from django.contrib import admin
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from config.exceptions import page_not_found_view
-from config.health import healthz
 from config.metrics import metrics_view
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # The split view serves Swagger UI's setup script as a file: no inline script, so the CSP holds.
+    path("api/v1/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/v1/agent/", include("nodes.agent.urls")),
     path("api/v1/", include("nodes.api.urls")),
-    path("healthz", healthz, name="healthz"),
     path("metrics", metrics_view, name="metrics"),
-    # Any other /api/ path: problem details even under DEBUG (make run), where Django would
-    # otherwise answer its HTML debug page instead of handler404.
-    re_path(r"^api/", page_not_found_view),
+    # Any other /api/ path, in any casing or with doubled slashes (`//api/`, `/API/`): problem
+    # details even under DEBUG (make run), where Django would otherwise answer its HTML debug
+    # page instead of handler404. No redirect, not even for a missing trailing slash: the 404
+    # names the path meant, and a client must not learn to rely on a redirect a POST cannot follow.
+    re_path(r"^(?:/*)[aA][pP][iI](?:/|$)", page_not_found_view),
 ]
 
 # Under /api/ Django's own errors answer as problem details too; elsewhere (the admin) as HTML.

@@ -2,9 +2,9 @@
 the list's one query, and the audit and repair of counters (hosts.audit, hosts.repair) behind
 confirmation pages. Counters are read-only here: only the services write them."""
 
-from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.db import transaction
 from django.db.models import Count, F, Q
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -15,6 +15,7 @@ from hosts.admin_helpers import (
     LargeTableAdmin,
     PagedChangeList,
     PageFirstPaginator,
+    PrintableFieldsForm,
     ReadOnlyAdmin,
     counter_label,
     usage_bar,
@@ -87,8 +88,10 @@ def _exact_bytes(amount: int) -> str:
     return f"{human_bytes(amount)} ({amount:,} bytes)"
 
 
-class HostForm(forms.ModelForm):
+class HostForm(PrintableFieldsForm):
     """Capacity is typed in exact integers; the help under each says what it holds now in human units."""
+
+    printable_fields = ("name",)
 
     class Meta:
         model = Host
@@ -96,10 +99,14 @@ class HostForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["cpu_cores"].help_text = "Cores."
+        # Staff who may only view get a form without these fields (they show read-only); a new
+        # host has a pk already (its UUID default), so `_state.adding` tells that it has no values.
+        if "cpu_cores" in self.fields:
+            self.fields["cpu_cores"].help_text = "Cores."
         for name in ("memory_bytes", "disk_bytes"):
-            now = f" Now {_exact_bytes(getattr(self.instance, name))}." if self.instance.pk else ""
-            self.fields[name].help_text = f"Bytes (1 GiB = 1073741824).{now}"
+            if name in self.fields:
+                now = "" if self.instance._state.adding else f" Now {_exact_bytes(getattr(self.instance, name))}."
+                self.fields[name].help_text = f"Bytes (1 GiB = 1073741824).{now}"
 
 
 def _amount(counter: str, value: int) -> str:
@@ -126,14 +133,24 @@ def _report_rows(report) -> list[dict]:
 
 
 def repair_summary(report) -> str:
-    """One line for a repair: what changed, host by host, old → new."""
+    """One line for a repair: what changed, host by host, old → new; and the hosts it could not repair."""
+    refused = "".join(f" Not repaired: {refusal.host_name}: {refusal.error.detail}" for refusal in report.refused)
     if not report.changes:
+        if refused:
+            return f"Nothing repaired.{refused}"
         return f"Nothing to repair: the counters of the {report.hosts_checked} host(s) agree with their nodes."
     details = "; ".join(
         "{} ({})".format(row["host_name"], ", ".join(f"{c['label']} {c['old']} → {c['new']}" for c in row["counters"]))
         for row in _report_rows(report)
     )
-    return f"Repaired {len(report.changes)} host(s): {details}."
+    return f"Repaired {len(report.changes)} host(s): {details}.{refused}"
+
+
+def repair_level(report) -> int:
+    """The message level of a repair: success, warning when some hosts were refused, error when all were."""
+    if not report.refused:
+        return messages.SUCCESS
+    return messages.WARNING if report.changes else messages.ERROR
 
 
 @admin.register(Host)
@@ -159,6 +176,10 @@ class HostAdmin(LargeTableAdmin):
         ),
     ]
     readonly_fields = ["usage", "nodes", "counter_cpu", "counter_memory", "counter_disk", "counter_check"]
+
+    def get_fieldsets(self, request, obj=None):
+        # A host being added has no nodes: its counters start at zero, nothing to show yet.
+        return self.fieldsets if obj is not None else self.fieldsets[:2]
 
     def get_queryset(self, request):
         # The expected counters and `has_drift` are correlated subqueries of the list's one
@@ -196,8 +217,6 @@ class HostAdmin(LargeTableAdmin):
 
     @admin.display(description="usage")
     def usage(self, host):
-        if host.pk is None:
-            return "—"
         return format_html("{}{}{}", *(_usage(host, resource) for resource in RESOURCES))
 
     @admin.display(description="node CPU cores")
@@ -214,8 +233,6 @@ class HostAdmin(LargeTableAdmin):
 
     @admin.display(description="check against its nodes")
     def counter_check(self, host):
-        if host.pk is None:
-            return "—"
         if not host.has_drift:
             return "The counters agree with the host's nodes."
         return format_html(
@@ -237,6 +254,12 @@ class HostAdmin(LargeTableAdmin):
             obj.save(update_fields=[field for field in form.changed_data if field in CAPACITY_FIELDS])
         else:
             obj.save()
+
+    def delete_queryset(self, request, queryset):
+        """One Host.delete() each (it locks the host and counts its nodes first), in pk order."""
+        with transaction.atomic():
+            for host in queryset.order_by("pk"):
+                host.delete()
 
     def get_deleted_objects(self, objs, request):
         """Refuses hosts that still hold nodes up front, rather than listing every node."""
@@ -303,9 +326,12 @@ class HostAdmin(LargeTableAdmin):
             return None
         if request.POST.get("step") == "apply":
             report = host_counters_repair(host_ids=host_ids, actor=request.user, source=Source.ADMIN)
-            self.message_user(request, repair_summary(report), messages.SUCCESS)
+            self.message_user(request, repair_summary(report), repair_level(report))
             return None
         report = host_counters_repair(host_ids=host_ids, dry_run=True, actor=request.user, source=Source.ADMIN)
+        for refusal in report.refused:
+            detail = f"{refusal.host_name} cannot be repaired: {refusal.error.detail}"
+            self.message_user(request, detail, messages.ERROR)
         return self._page(
             request,
             "admin/hosts/host/repair_counters.html",

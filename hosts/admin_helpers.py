@@ -1,19 +1,32 @@
 """Admin building blocks shared by the hosts and nodes admins: a paginator that does not count
 big tables on every page load, utilisation bars, a text-box list filter, read-only registrations."""
 
+import logging
 import uuid
 from functools import cached_property
 
+from django import forms
 from django.conf import settings
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db import connections
+from django.db import InterfaceError, OperationalError, connections
 from django.db.models import QuerySet
+from django.http import HttpResponseRedirect
+from django.urls import reverse
 from django.utils.html import format_html
 
+from config.db import BUSY_DETAIL
+from config.errors import ApplicationError
+from config.text import printable_error
 from config.units import RESOURCE_LABELS, RESOURCES
 from hosts.models import COUNTER_OF_RESOURCE
+
+logger = logging.getLogger(__name__)
+
+#: What ErrorsAsMessages turns into a message: refusals, and a database that could not serve now.
+REFUSALS = (ApplicationError, ValidationError, OperationalError, InterfaceError)
 
 #: Below this many rows (by the statistics) an exact COUNT(*) is cheap enough to run
 #: (setting ADMIN_EXACT_COUNT_BELOW overrides it).
@@ -77,7 +90,45 @@ class PagedChangeList(ChangeList):
             self.result_list = self.paginator.page(1).object_list
 
 
-class LargeTableAdmin(admin.ModelAdmin):
+class ErrorsAsMessages(admin.ModelAdmin):
+    """Every refusal shows as the admin's error message with its detail, never as a 500: a
+    service's ApplicationError (`busy`, an overflow, a drift), a model's ValidationError raised
+    on save (a race past the form's check) and a lock wait that timed out, in actions, the
+    add/change form and the delete page alike. The view's transaction is rolled back first."""
+
+    def _refused(self, request, error: Exception, redirect_to: str):
+        if isinstance(error, ApplicationError):
+            detail = error.detail
+        elif isinstance(error, ValidationError):
+            detail = " ".join(error.messages)
+        else:
+            logger.warning("admin: database busy: %s", error)
+            detail = BUSY_DETAIL
+        self.message_user(request, detail, messages.ERROR)
+        return HttpResponseRedirect(redirect_to)
+
+    def response_action(self, request, queryset):
+        try:
+            return super().response_action(request, queryset)
+        except REFUSALS as error:
+            return self._refused(request, error, request.get_full_path())
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except REFUSALS as error:
+            return self._refused(request, error, request.get_full_path())
+
+    def delete_view(self, request, object_id, extra_context=None):
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except REFUSALS as error:
+            opts = self.opts
+            change = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[object_id])
+            return self._refused(request, error, change)
+
+
+class LargeTableAdmin(ErrorsAsMessages):
     """A list that stays fast however many rows: no full count beside the filtered one, no
     facet counts, and the planner's estimate when nothing is filtered."""
 
@@ -111,6 +162,21 @@ class ReadOnlyAdmin(LargeTableAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class PrintableFieldsForm(forms.ModelForm):
+    """A model form whose `printable_fields` refuse control and invisible characters: a name
+    reaches terminals and log lines, where a newline or an escape sequence would forge output."""
+
+    printable_fields: tuple[str, ...] = ()
+
+    def clean(self):
+        cleaned = super().clean()
+        for name in self.printable_fields:
+            value = cleaned.get(name)
+            if isinstance(value, str) and (error := printable_error(value)):
+                self.add_error(name, error)
+        return cleaned
 
 
 def as_uuid(text: str) -> uuid.UUID | None:

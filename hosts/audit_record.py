@@ -2,6 +2,8 @@
 
 from collections.abc import Iterable
 
+from django.db import connection
+
 from config.metrics import AUDIT_DRIFT_AMOUNT, AUDIT_DRIFT_HOSTS, AUDIT_LAST_RUN, AUDIT_NODE_FINDINGS
 from hosts.models import COUNTER_FIELDS, AuditRun, Source
 
@@ -21,6 +23,16 @@ def audit_run_record(
         node_findings=node_findings,
         source=source,
     )
+
+
+def database_is_read_only() -> bool:
+    """Whether this connection may not write: a hot standby (replica), or a session or role
+    with `default_transaction_read_only`. Only PostgreSQL can be one here."""
+    if connection.vendor != "postgresql":
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW transaction_read_only")
+        return cursor.fetchone()[0] == "on"
 
 
 def publish_last_audit() -> AuditRun | None:

@@ -3,17 +3,24 @@
     0. a rollout's row (nodes.rollouts: its advance and its controls), before anything below;
     1. a node's row, then its host's row (taken together by one statement);
     2. several hosts: in primary-key order;
-    3. rollout-node rows (UPDATEs only, by every writer that moves them, after 0-2).
+    3. then a command's row (§9), after the node and host it concerns;
+    4. rollout-node rows (UPDATEs only, by every writer that moves them, after 0-3).
 
 Writers: node_create locks its host; node_delete locks the node with its host (lock_with_host);
 node_upgrade does the same in the one statement of nodes/locks.py that also reads both images;
 the node allocation repair (--fix-nodes) locks each node with its host too; the counter repair
-locks hosts only, in pk order, one batch per transaction. A rollout's advance locks its rollout's
-row, then calls node_upgrade (1), then moves the node's rollout row (3); the agent lifecycle and
-node_delete lock (1) and then move rollout rows (3), never the rollout's row. No writer locks a node while
-holding a host lock of another statement, so waits always point the same way and cannot form a
-cycle. Locks are FOR NO KEY UPDATE: they keep out other writers of the row but not inserts of
-rows that reference it (NodeLog, Command), which would otherwise queue behind the counters.
+locks hosts only, in pk order, one batch per transaction. The agent outcomes and cancels of
+nodes.lifecycle lock node, host and command in one statement (nodes.locks.command_with_node);
+an ack locks its command's row alone (it changes nothing else), and node writers close a
+`pending` command with an UPDATE conditional on its status, so an ack never needs the node.
+No writer locks a node while holding a host lock of another statement, nor a node or host
+while holding a command's lock, so waits always point the same way and cannot form a cycle.
+A rollout's advance locks its rollout's row (FOR SHARE: its workers upgrade nodes side by
+side; its controls and batch decisions take FOR NO KEY UPDATE), then calls node_upgrade (1-3),
+then moves the node's rollout row (4); the agent lifecycle and node_delete lock (1-3) and then
+move rollout rows (4), never the rollout's row.
+Locks are FOR NO KEY UPDATE: they keep out other writers of the row but not inserts of rows
+that reference it (NodeLog, Command), which would otherwise queue behind the counters.
 Every helper evaluates its queryset: an unevaluated one takes no lock.
 """
 

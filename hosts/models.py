@@ -3,8 +3,9 @@
 import uuid
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
-from django.db import models
+from django.db import connection, models, transaction
 from django.db.models import Q
 
 from config.units import BIGINT_MAX
@@ -64,6 +65,17 @@ class Host(models.Model):
 
     def counters(self) -> dict[str, int]:
         return {field: getattr(self, field) for field in COUNTER_FIELDS}
+
+    def delete(self, *args, **kwargs):
+        """Refuses a host that holds nodes. The row is locked FOR UPDATE before they are counted:
+        every node writer holds the host's lock, so a node being placed is counted after it
+        commits, rather than failing this delete's foreign-key check at COMMIT."""
+        with transaction.atomic():
+            if connection.features.has_select_for_update:
+                list(Host.objects.select_for_update().filter(pk=self.pk).values_list("pk"))
+            if count := self.nodes.count():
+                raise ValidationError(f"Host {self} holds {count} node(s) and cannot be deleted; delete them first.")
+            return super().delete(*args, **kwargs)
 
 
 class CounterRepair(models.Model):

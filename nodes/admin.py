@@ -9,15 +9,23 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.actions import delete_selected as confirm_delete_selected
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import Count, Exists, OuterRef
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from config.errors import ApplicationError, InvalidInput
+from config.errors import ApplicationError, InsufficientCapacity, InvalidInput
 from config.units import RESOURCE_LABELS, RESOURCES, human_amount, human_bytes, human_cores
-from hosts.admin_helpers import LargeTableAdmin, ReadOnlyAdmin, TextInputFilter, as_uuid
+from hosts.admin_helpers import (
+    ErrorsAsMessages,
+    LargeTableAdmin,
+    PrintableFieldsForm,
+    ReadOnlyAdmin,
+    TextInputFilter,
+    as_uuid,
+)
 from hosts.models import Source
 from nodes.admin_forms import NodeCreateForm, UpgradeImageForm, requirements
 from nodes.admin_views import fleet_audit_view
@@ -43,8 +51,17 @@ def _nodes_running(image: Image | None) -> int:
     return image._nodes_running
 
 
+class ImagePropertyForm(PrintableFieldsForm):
+    printable_fields = ("key", "default_value")
+
+
+class ImageForm(PrintableFieldsForm):
+    printable_fields = ("protocol", "version")
+
+
 class ImagePropertyInline(admin.TabularInline):
     model = ImageProperty
+    form = ImagePropertyForm
     extra = 0
     fields = ["key", "default_value", "add_cpu_cores", "add_memory_bytes", "add_disk_bytes"]
     frozen_fields = ["key", "default_value", "adds"]
@@ -68,7 +85,8 @@ class ImagePropertyInline(admin.TabularInline):
 
 
 @admin.register(Image)
-class ImageAdmin(admin.ModelAdmin):
+class ImageAdmin(ErrorsAsMessages):
+    form = ImageForm
     list_display = ["__str__", "protocol", "version", "minimum", "in_use"]
     list_filter = ["protocol"]
     search_fields = ["protocol", "version"]
@@ -90,6 +108,12 @@ class ImageAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return not _nodes_running(obj) and super().has_delete_permission(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        """One Image.delete() each (it locks the image and counts its nodes first), in pk order."""
+        with transaction.atomic():
+            for image in queryset.order_by("pk"):
+                image.delete()
 
     def get_deleted_objects(self, objs, request):
         """Refuses images in use up front, rather than listing every node that protects them."""
@@ -316,13 +340,6 @@ class NodeAdmin(LargeTableAdmin):
 
     # Delete: through node_delete --------------------------------------------------------------
 
-    def delete_view(self, request, object_id, extra_context=None):
-        try:
-            return super().delete_view(request, object_id, extra_context)
-        except ApplicationError as error:
-            self.message_user(request, error.detail, messages.ERROR)
-            return HttpResponseRedirect(reverse("admin:nodes_node_change", args=[object_id]))
-
     def delete_model(self, request, obj):
         node_delete(node_id=obj.pk, actor=request.user, source=Source.ADMIN)
 
@@ -430,7 +447,9 @@ def _log_change(entry: NodeLog) -> tuple[str, str, str]:
 
 
 def _plan_row(row) -> dict:
-    """A bulk plan's row as the plan page shows it."""
+    """A bulk plan's row as the plan page shows it: whether it would apply, and — only where
+    the question arises — whether each resource fits (not past an earlier error) and the new
+    allocation (not where none can be computed)."""
     outcome = row.outcome
     if row.skipped:
         status = "skipped"
@@ -440,6 +459,7 @@ def _plan_row(row) -> dict:
         status = "forced"
     else:
         status = "fits"
+    capacity_checked = row.error is None or isinstance(row.error, InsufficientCapacity)
     return {
         "node": outcome.node,
         "host": outcome.node.host,
@@ -449,9 +469,9 @@ def _plan_row(row) -> dict:
             {
                 "label": RESOURCE_LABELS[name],
                 "old": human_amount(name, getattr(outcome.old, name)),
-                "new": human_amount(name, getattr(outcome.new, name)),
-                "grows": getattr(outcome.delta, name) > 0,
-                "fits": row.fits[name],
+                "new": human_amount(name, getattr(outcome.new, name)) if outcome.new_known else "—",
+                "grows": outcome.new_known and getattr(outcome.delta, name) > 0,
+                "fits": row.fits[name] if capacity_checked else None,
             }
             for name in RESOURCES
         ],
@@ -464,6 +484,7 @@ def _plan_row(row) -> dict:
             for name, free in row.free_after.items()
         ],
         "status": status,
+        "would_apply": row.error is None,
         "reason": row.error.detail if row.error is not None else "",
     }
 
@@ -476,7 +497,7 @@ def _plan_row(row) -> dict:
 class NodeLogAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "event", "node_name", "host_name", "image_change", "allocation_change", "by"]
     list_select_related = ["old_image", "new_image", "actor"]
-    list_filter = ["event", "source", "forced"]
+    list_filter = ["event", "source", "forced", "force_requested"]
     search_fields = ["node_name", "host_name"]
     id_search_field = "node_id"
     search_help_text = "Node or host name (or part of it), or a node id."

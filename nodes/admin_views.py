@@ -11,8 +11,9 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
+from config.errors import ApplicationError
 from config.units import RESOURCE_LABELS, human_amount
-from hosts.admin import change_rows, repair_summary
+from hosts.admin import change_rows, repair_level, repair_summary
 from hosts.admin_helpers import as_uuid
 from hosts.audit import CapacityWarning, HostFinding, host_audit
 from hosts.models import Source
@@ -34,8 +35,12 @@ def fleet_audit_view(request, *, model_admin):
         if not user.has_perm("hosts.repair_counters"):
             raise PermissionDenied
         host_ids = [pk for pk in map(as_uuid, request.POST.getlist("host")) if pk]
-        report = host_counters_repair(host_ids=host_ids, actor=user, source=Source.ADMIN)
-        model_admin.message_user(request, repair_summary(report), messages.SUCCESS)
+        try:
+            report = host_counters_repair(host_ids=host_ids, actor=user, source=Source.ADMIN)
+        except ApplicationError as error:
+            model_admin.message_user(request, error.detail, messages.ERROR)
+        else:
+            model_admin.message_user(request, repair_summary(report), repair_level(report))
         return HttpResponseRedirect(request.path)
 
     drift, warnings = [], []  # each kept to MAX_FINDINGS + 1 (the one past says "and more")

@@ -24,14 +24,13 @@ from config.metrics import AGENT_RESULTS
 from config.statements import update_row
 from hosts.counters import host_counters_check, host_counters_write
 from hosts.models import Host, Source
-from nodes.locks import command_with_node
+from nodes.locks import command_with_node, share_image_if_exists
 from nodes.models import (
     OUTCOMES_OF_KIND,
     RETRY_LATER,
     Command,
     CommandKind,
     CommandStatus,
-    Image,
     Node,
     NodeEvent,
     NodeState,
@@ -147,7 +146,7 @@ def _roll_back(command: Command, node: Node) -> tuple[_Side | None, ApplicationE
         side.allocation.check_within_bigint(f"Node {node.name} rolled back")
     except ApplicationError as error:
         return None, error
-    if side.image_id != node.image_id and not Image.objects.filter(pk=side.image_id).exists():
+    if side.image_id != node.image_id and not share_image_if_exists(side.image_id):
         return None, InvalidState(
             f"Image {side.image_id} of the node's `from` side no longer exists: node {node.name} cannot be put back.",
             state=command.status,
@@ -192,8 +191,8 @@ def _joined(*parts: str) -> str:
 
 def _validate_result(command: Command, outcome: str, message: str, retry_after_seconds) -> None:
     errors = {}
-    if outcome not in OUTCOMES_OF_KIND[command.kind]:
-        allowed = ", ".join(OUTCOMES_OF_KIND[command.kind])
+    if outcome not in OUTCOMES_OF_KIND.get(command.kind, ()):
+        allowed = ", ".join(OUTCOMES_OF_KIND.get(command.kind, ())) or "none (unknown kind)"
         errors["outcome"] = [f"A {command.kind} command's outcome is one of: {allowed}."]
     if not isinstance(message, str) or len(message) > MESSAGE_MAX_LENGTH:
         errors["message"] = [f"At most {MESSAGE_MAX_LENGTH} characters."]

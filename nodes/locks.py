@@ -1,7 +1,8 @@
 """The locked reads of the node's writers, each ONE statement: the upgrade's (a node and its
 host — node, then host, the order hosts.locks sets for every writer — with both images and
-their properties and the node's open command) and the agent outcome's (a command with its node
-and host, locked node, host, command).
+their properties, holding FOR KEY SHARE on the images' rows (share_image) until the upgrade
+commits, and the node's open command) and the agent outcome's (a command with its node and
+host, locked node, host, command).
 
 It is hand-written SQL because it is the hot path of every upgrade: compiled by the ORM it took
 two queries and about 2 ms of CPU, here one query and a tenth of that (docs/performance.md).
@@ -38,7 +39,7 @@ def _statement(lock: bool) -> str:
         f" JOIN {Image._meta.db_table} i ON i.id IN (n.image_id, %s)"
         f" LEFT JOIN {ImageProperty._meta.db_table} p ON p.image_id = i.id"
         f" LEFT JOIN {Command._meta.db_table} c ON c.node_id = n.id AND c.status IN ({_OPEN})"
-        " WHERE n.id = %s ORDER BY i.id, p.key" + (" FOR NO KEY UPDATE OF n, h" if lock else "")
+        " WHERE n.id = %s ORDER BY i.id, p.key" + (" FOR NO KEY UPDATE OF n, h FOR KEY SHARE OF i" if lock else "")
     )
 
 
@@ -60,6 +61,30 @@ def _converted(fields, values):
             value = converter(value, column, connection)
         converted.append(value)
     return converted
+
+
+def share_image(pk) -> None:
+    """Holds FOR KEY SHARE on an image's row until the transaction ends, as every writer that
+    places a node on an image or moves one to it does before reading the image. Changing or
+    deleting an image (nodes.models) takes FOR UPDATE first, so it waits for those writers and
+    then counts their nodes; they, in turn, wait for it and read the image as it committed (or
+    find it gone: `not_found`), never a placement on requirements that changed under it."""
+    if connection.vendor != "postgresql":  # SQLite (make run) serializes writers anyway
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT 1 FROM {Image._meta.db_table} WHERE id = %s FOR KEY SHARE", [pk])
+
+
+def share_image_if_exists(pk) -> bool:
+    """share_image for a writer that moves a node back onto an image it no longer holds (a
+    rollback's `from`), telling whether the image still exists."""
+    lock = " FOR KEY SHARE" if connection.vendor == "postgresql" else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT 1 FROM {Image._meta.db_table} WHERE id = %s{lock}",
+            [Image._meta.pk.get_db_prep_value(pk, connection)],
+        )
+        return cursor.fetchone() is not None
 
 
 def _stale(rows) -> bool:
@@ -170,3 +195,9 @@ def command_with_node(command_id: int, host_id=None) -> tuple[Command | None, No
         connection.alias, [f.attname for f in _COMMAND_ALL], _converted(_COMMAND_ALL, row[ends[1] :])
     )
     return command, node
+
+
+def model_from_row(model, fields: list, values):
+    """An instance of `model` from raw column values of `fields` (in the model's field order),
+    converted as the ORM converts them on this database."""
+    return model.from_db(connection.alias, [f.attname for f in fields], _converted(fields, values))

@@ -6,7 +6,7 @@ import uuid
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
-from django.db import models
+from django.db import connection, models, transaction
 from django.db.models import Q
 
 from config.errors import InvalidState
@@ -37,8 +37,19 @@ class Image(models.Model):
         return f"{self.protocol}@{self.version}"
 
     def save(self, *args, **kwargs):
-        self.clean()
-        super().save(*args, **kwargs)
+        with transaction.atomic():
+            if not self._state.adding:
+                Image.lock_row(self.pk)
+            self.clean()
+            super().save(*args, **kwargs)
+
+    @staticmethod
+    def lock_row(pk) -> None:
+        """Locks an image's row FOR UPDATE (inside the caller's transaction) before its nodes are
+        counted: node writers share-lock it (nodes.locks.share_image), so this waits for any
+        node being placed on the image and then counts it."""
+        if connection.features.has_select_for_update:
+            list(Image.objects.select_for_update().filter(pk=pk).values_list("pk"))
 
     def clean(self):
         super().clean()
@@ -50,9 +61,11 @@ class Image(models.Model):
             raise ValidationError(IMAGE_IN_USE.format(image=self, count=count))
 
     def delete(self, *args, **kwargs):
-        if count := self.node_total():
-            raise ValidationError(f"Image {self} is run by {count} node(s) and cannot be deleted.")
-        return super().delete(*args, **kwargs)
+        with transaction.atomic():
+            Image.lock_row(self.pk)
+            if count := self.node_total():
+                raise ValidationError(f"Image {self} is run by {count} node(s) and cannot be deleted.")
+            return super().delete(*args, **kwargs)
 
     def node_total(self) -> int:
         return self.nodes.count() if self.pk else 0
@@ -77,18 +90,22 @@ class ImageProperty(models.Model):
         return f"{self.key}={self.default_value}"
 
     def save(self, *args, **kwargs):
-        self._refuse_if_image_in_use()
-        super().save(*args, **kwargs)
+        with transaction.atomic():
+            self._refuse_if_image_in_use(lock=True)
+            super().save(*args, **kwargs)
 
     def clean(self):
         super().clean()
         self._refuse_if_image_in_use()
 
     def delete(self, *args, **kwargs):
-        self._refuse_if_image_in_use()
-        return super().delete(*args, **kwargs)
+        with transaction.atomic():
+            self._refuse_if_image_in_use(lock=True)
+            return super().delete(*args, **kwargs)
 
-    def _refuse_if_image_in_use(self):
+    def _refuse_if_image_in_use(self, *, lock: bool = False):
+        if lock and self.image_id:
+            Image.lock_row(self.image_id)
         if self.image_id and (count := Node.objects.filter(image_id=self.image_id).count()):
             raise ValidationError(IMAGE_IN_USE.format(image=self.image, count=count))
 
@@ -181,7 +198,9 @@ class NodeLog(models.Model):
     new_cpu_cores = models.BigIntegerField(null=True)
     new_memory_bytes = models.BigIntegerField(null=True)
     new_disk_bytes = models.BigIntegerField(null=True)
+    # Whether force was needed (something went past capacity); force_requested: whether it was asked.
     forced = models.BooleanField(default=False)
+    force_requested = models.BooleanField(default=False, db_default=False)
     warnings = models.JSONField(default=list, blank=True)
     # The agent's message (§9) or the refusal's detail of an outcome that could not apply.
     message = models.TextField(blank=True, default="", db_default="")

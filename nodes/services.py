@@ -8,23 +8,37 @@ the NodeLog entry and the Command together, or nothing.
 """
 
 import copy
+import functools
 import logging
 import time
 import uuid
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from config.db import atomic_with_retry
-from config.errors import AlreadyOnImage, ApplicationError, IncompatibleImage, InvalidInput, NodeBusy, NotFound
+from config.errors import (
+    AlreadyOnImage,
+    ApplicationError,
+    Busy,
+    IncompatibleImage,
+    InsufficientCapacity,
+    InvalidImageConfig,
+    InvalidInput,
+    NodeBusy,
+    NotFound,
+)
 from config.logging import log_event
 from config.metrics import LOCK_WAIT_SECONDS, UPGRADE_SECONDS, UPGRADES, timed
 from config.statements import insert_row, update_row
+from config.text import printable_error
+from config.units import BIGINT_MAX
 from hosts.counters import CounterCheck, host_counters_apply, host_counters_check, host_counters_write
 from hosts.locks import lock_host, lock_with_host
 from hosts.models import Host, Source
-from nodes.locks import node_with_images
+from nodes.locks import node_with_images, share_image
 from nodes.models import (
     OPEN_STATUSES,
     Command,
@@ -68,8 +82,11 @@ def _as_uuid(value, what: str) -> uuid.UUID:
 
 
 def _image(image_id) -> ImageSpec:
+    """The image a node is placed on, its row shared-locked first (nodes.locks.share_image)."""
+    pk = _as_uuid(image_id, "image")
+    share_image(pk)
     try:
-        return image_spec(Image.objects.prefetch_related("properties").get(pk=_as_uuid(image_id, "image")))
+        return image_spec(Image.objects.prefetch_related("properties").get(pk=pk))
     except Image.DoesNotExist:
         raise NotFound(f"No image with id {image_id}.") from None
 
@@ -82,7 +99,16 @@ def _lock_node(node_id) -> Node:
 
 
 def log_node_event(
-    event: str, node: Node, host: Host, *, actor, source, forced: bool = False, warnings=(), **fields
+    event: str,
+    node: Node,
+    host: Host,
+    *,
+    actor,
+    source,
+    forced: bool = False,
+    force_requested: bool = False,
+    warnings=(),
+    **fields,
 ) -> None:
     insert_row(
         NodeLog,
@@ -94,6 +120,7 @@ def log_node_event(
         actor_id=actor.pk if actor is not None and actor.is_authenticated else None,
         source=source,
         forced=forced,
+        force_requested=force_requested,
         warnings=list(warnings),
         created_at=timezone.now(),
         **fields,
@@ -115,6 +142,37 @@ def _command(kind: str, node: Node, host: Host, payload: dict) -> None:
 
 def allocation_fields(prefix: str, amounts: Resources) -> dict[str, int]:
     return {prefix + name: amount for name, amount in amounts.items()}
+
+
+def _forced(check: CounterCheck, force: bool) -> bool:
+    """Whether `force` was needed: some resource that grows went past the host's capacity."""
+    return force and not all(check.fits.values())
+
+
+def _refusals_logged(event: str, **fields: str):
+    """Decorates a service so that each refusal (ApplicationError) logs one line `event` with
+    the error's code and detail; `fields` name a log field after the keyword argument it shows."""
+
+    def decorate(service):
+        @functools.wraps(service)
+        def logged(**kwargs):
+            try:
+                return service(**kwargs)
+            except ApplicationError as error:
+                log_event(
+                    logger,
+                    event,
+                    **{name: str(kwargs.get(argument)) for name, argument in fields.items()},
+                    code=error.code,
+                    detail=error.detail,
+                    actor=_actor_name(kwargs.get("actor")),
+                    source=kwargs.get("source", Source.API),
+                )
+                raise
+
+        return logged
+
+    return decorate
 
 
 # ---------------------------------------------------------------------------------------------
@@ -146,6 +204,24 @@ class UpgradeOutcome:
     @property
     def fits(self) -> dict[str, bool]:
         return self.counters.fits
+
+    @property
+    def would_apply(self) -> bool:
+        """A plan's verdict: applying it now would succeed."""
+        return self.error is None
+
+    @property
+    def capacity_checked(self) -> bool:
+        """Whether every check before capacity passed, so `fits` answers a real question."""
+        return self.error is None or isinstance(self.error, InsufficientCapacity)
+
+    @property
+    def new_known(self) -> bool:
+        """Whether `new` is an allocation the node could hold: not on an image of another
+        protocol or with invalid requirements, nor past 64 bits."""
+        if isinstance(self.error, IncompatibleImage | InvalidImageConfig):
+            return False
+        return all(amount <= BIGINT_MAX for _, amount in self.new.items())
 
 
 def busy_refusal(node: Node, command: Command | None) -> NodeBusy | None:
@@ -202,7 +278,7 @@ def _upgrade_outcome(node: Node, old: ImageSpec, new: ImageSpec, command, *, for
         counters=check,
         warnings=warnings,
         error=_refusal(node, old, new, allocation, command) or check.error,
-        superseded=command if command is not None and command.status == CommandStatus.PENDING else None,
+        superseded=command if busy_refusal(node, command) is None else None,
     )
 
 
@@ -265,13 +341,10 @@ def node_upgrade(*, node_id, image_id, force: bool = False, actor=None, source: 
         if outcome.error:
             raise outcome.error
         if outcome.superseded is not None and not _supersede(outcome.superseded):
-            # Acked since we read it: read again under the lock we hold; now it refuses.
+            # Its agent acked it since we read it (an ack takes no node lock). Read again, under
+            # the lock we hold: the command is `acked` now, so the upgrade is refused.
             node, old, new, command = _node_and_images(node_id, image_id, lock=True)
-            outcome = _upgrade_outcome(node, old, new, command, force=force)
-            if outcome.error:
-                raise outcome.error
-            if outcome.superseded is not None and not _supersede(outcome.superseded):
-                raise busy_refusal(node, command) or AssertionError("a pending command could not be superseded")
+            raise busy_refusal(node, command) or Busy("The node's command changed while it was read; try again.")
         payload = _upgrade_payload(outcome, node)
         node_state_transition(node, NodeState.UPGRADING)
         host = host_counters_write(host=node.host, check=outcome.counters)  # outcome.host: the same counters
@@ -293,7 +366,8 @@ def node_upgrade(*, node_id, image_id, force: bool = False, actor=None, source: 
             source=source,
             old_image_id=outcome.from_image.id,
             new_image_id=outcome.to_image.id,
-            forced=force,
+            forced=_forced(outcome.counters, force),
+            force_requested=force,
             warnings=outcome.warnings,
             **allocation_fields("old_", outcome.old),
             **allocation_fields("new_", outcome.new),
@@ -341,7 +415,8 @@ def _log_upgrade(outcome: UpgradeOutcome, *, actor, source, force):
         old=outcome.old.as_dict(),
         new=outcome.new.as_dict(),
         delta=outcome.delta.as_dict(),
-        forced=force,
+        forced=_forced(outcome.counters, force),
+        force_requested=force,
         actor=_actor_name(actor),
         source=source,
     )
@@ -357,14 +432,20 @@ def _validate_create_input(name, properties) -> dict[str, str]:
         errors["name"] = ["A node needs a non-empty name."]
     elif len(name) > NAME_MAX_LENGTH:
         errors["name"] = [f"At most {NAME_MAX_LENGTH} characters."]
+    elif unprintable := printable_error(name):
+        errors["name"] = [unprintable]
     if properties is None:
         properties = {}
     if not isinstance(properties, dict):
         errors["properties"] = ["Must be an object mapping property keys to string values."]
     else:
         bad = sorted(str(key) for key, value in properties.items() if not isinstance(value, str))
+        limit = settings.NODE_PROPERTY_VALUE_MAX_LENGTH
+        too_long = sorted(key for key, value in properties.items() if isinstance(value, str) and len(value) > limit)
         if bad:
             errors["properties"] = [f"Values must be strings: {', '.join(bad)}."]
+        elif too_long:
+            errors["properties"] = [f"Values may hold at most {limit} characters: {', '.join(too_long)}."]
     if errors:
         raise InvalidInput("The node cannot be created from this input.", errors=errors)
     return properties
@@ -384,6 +465,7 @@ class NodeChange:
     host: Host
 
 
+@_refusals_logged("create_refused", node="name", host="host_id", image="image_id")
 def node_create(
     *,
     name: str,
@@ -417,7 +499,9 @@ def node_create(
             raise _name_taken(name)
         config = full_config(spec, properties)
         allocation = required_allocation(spec.validate(), config).check_within_bigint(f"Node {name} on {spec.label}")
-        host = host_counters_apply(host=host, delta=allocation, node_count_delta=1, force=force)
+        check = host_counters_check(host=host, delta=allocation, node_count_delta=1, force=force)
+        host = host_counters_write(host=host, check=check)
+        forced = _forced(check, force)
         node = Node.objects.create(
             name=name,
             host=host,
@@ -434,7 +518,8 @@ def node_create(
             actor=actor,
             source=source,
             new_image_id=spec.id,
-            forced=force,
+            forced=forced,
+            force_requested=force,
             **allocation_fields("new_", allocation),
         )
         _command(CommandKind.NODE_CREATE, node, host, {"image_id": str(spec.id), "properties": config})
@@ -446,7 +531,8 @@ def node_create(
                 host=host.name,
                 image=spec.label,
                 allocation=allocation.as_dict(),
-                forced=force,
+                forced=forced,
+                force_requested=force,
                 actor=_actor_name(actor),
                 source=source,
             )
@@ -459,6 +545,7 @@ def node_create(
         raise _name_taken(name) from None
 
 
+@_refusals_logged("delete_refused", node="node_id")
 def node_delete(*, node_id, actor=None, source: str = Source.API) -> NodeChange:
     """Removes a node, whatever its state: counters -= its allocation and node_count - 1 (refused
     with `counter_drift` if one would go below zero), its open commands close as `superseded`,

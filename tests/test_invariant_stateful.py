@@ -1,7 +1,10 @@
 """The core promise, checked as a state machine on PostgreSQL (hypothesis): whatever sequence of
-creates, upgrades (valid or not, forced, planned), deletes, drift written around the app and
-repairs, after every step each host's counters equal its nodes' sums — except for exactly the
-drift injected and not yet repaired, which the audit reports exactly."""
+creates, upgrades (valid or not, forced, planned), deletes, agent acks and results (rollbacks and
+retry_later included), cancels, drift written around the app and repairs, after every step each
+host's counters equal its nodes' sums — except for exactly the drift injected and not yet
+repaired, which the audit reports exactly —, every node has at most one open command (and is
+`creating`/`upgrading` exactly when it has one), and a rolled-back node's allocation is its
+required allocation on its image."""
 
 import pytest
 from django.db import connection
@@ -13,8 +16,10 @@ from config.errors import ApplicationError
 from hosts.audit import host_counter_findings
 from hosts.models import COUNTER_FIELDS, CounterRepair, Host
 from hosts.repair import host_counters_repair
-from nodes.models import Command, Image, ImageProperty, Node, NodeLog
-from nodes.services import node_create, node_delete, node_upgrade, node_upgrade_plan
+from nodes.lifecycle import command_ack, command_cancel, command_result
+from nodes.models import OPEN_STATUSES, OUTCOMES_OF_KIND, Command, Image, ImageProperty, Node, NodeLog
+from nodes.resources import Resources, required_allocation
+from nodes.services import image_spec, node_create, node_delete, node_upgrade, node_upgrade_plan
 from tests.factories import GiB, HostFactory, ImageFactory, ImagePropertyFactory
 from tests.invariants import counter_drift
 from tests.support import fleet_snapshot
@@ -91,6 +96,48 @@ class Fleet(RuleBasedStateMachine):
             return
         self.nodes.remove(node)
 
+    def _draw_command(self, data, *, open_only: bool):
+        commands = Command.objects.filter(status__in=OPEN_STATUSES) if open_only else Command.objects.all()
+        pks = sorted(commands.values_list("pk", flat=True))
+        return Command.objects.get(pk=data.draw(st.sampled_from(pks))) if pks else None
+
+    @rule(data=st.data())
+    def ack(self, data):
+        command = self._draw_command(data, open_only=True)
+        if command is not None:
+            assert command_ack(command_id=command.pk, host_id=command.host_id).command.status == "acked"
+
+    @rule(data=st.data(), outcome=st.sampled_from(["succeeded", "failed", "rolled_back", "retry_later"]))
+    def result(self, data, outcome):
+        command = self._draw_command(data, open_only=data.draw(st.booleans(), label="open only"))
+        if command is None:
+            return
+        before = fleet_snapshot()
+        retry = {"retry_after_seconds": 1} if outcome == "retry_later" else {}
+        try:
+            change = command_result(command_id=command.pk, host_id=command.host_id, outcome=outcome, **retry)
+        except ApplicationError as error:
+            assert error.code in ("invalid", "command_closed"), error
+            assert error.code != "invalid" or outcome not in OUTCOMES_OF_KIND[command.kind]
+            assert fleet_snapshot() == before
+            return
+        if command.is_open:
+            assert change.command.status == ("pending" if outcome == "retry_later" else outcome)
+        else:
+            assert change.changed is False and fleet_snapshot() == before
+
+    @rule(data=st.data())
+    def cancel(self, data):
+        command = self._draw_command(data, open_only=data.draw(st.booleans(), label="open only"))
+        if command is None:
+            return
+        try:
+            command_cancel(command_id=command.pk, source="admin")
+        except ApplicationError as error:
+            assert error.code == "invalid_state" and not command.is_open
+            return
+        assert not command.is_open or Command.objects.get(pk=command.pk).status == "cancelled"
+
     @rule(host=st.integers(0, 1), counter=st.sampled_from(COUNTER_FIELDS), amount=st.integers(-3 * GiB, 3 * GiB))
     def inject_drift(self, host, counter, amount):
         host = self.hosts[host]
@@ -118,6 +165,23 @@ class Fleet(RuleBasedStateMachine):
                 if have != want:
                     found[(host_id, counter)] = have - want
         assert found == self.injected
+
+    @invariant()
+    def one_open_command_per_node_and_states_agree(self):
+        open_commands = {}
+        for node_id, kind in Command.objects.filter(status__in=OPEN_STATUSES).values_list("node_id", "kind"):
+            assert node_id not in open_commands
+            open_commands[node_id] = kind
+        for node in Node.objects.all():
+            expected = {"creating": "node_create", "upgrading": "node_upgrade"}.get(node.state)
+            assert open_commands.get(node.pk) == expected, (node.name, node.state)
+
+    @invariant()
+    def a_rolled_back_node_holds_its_required_allocation(self):
+        for node in Node.objects.select_related("image").prefetch_related("image__properties"):
+            last = NodeLog.objects.filter(node_id=node.pk).order_by("-id").values_list("event", flat=True).first()
+            if last == "upgrade_rolled_back" or (last == "command_cancelled" and node.state == "running"):
+                assert Resources.of(node) == required_allocation(image_spec(node.image), node.properties)
 
     @invariant()
     def the_audit_reports_exactly_the_injected_drift(self):

@@ -219,8 +219,15 @@ class UpgradeChangeSerializer(serializers.Serializer):
     from_image_id = serializers.UUIDField(source="from_image.id", read_only=True)
     to_image_id = serializers.UUIDField(source="to_image.id", read_only=True)
     old = ResourcesSerializer(read_only=True)
-    new = ResourcesSerializer(read_only=True)
-    delta = ResourcesSerializer(read_only=True, help_text="new - old (negative where the node shrinks)")
+    new = ResourcesSerializer(
+        read_only=True,
+        allow_null=True,
+        help_text="dry_run: null when no allocation on the target image can be computed (incompatible_image, "
+        "invalid_image_config, or one past 64 bits)",
+    )
+    delta = ResourcesSerializer(
+        read_only=True, allow_null=True, help_text="new - old (negative where the node shrinks); null with new"
+    )
 
 
 class UpgradeSerializer(serializers.Serializer):
@@ -246,16 +253,34 @@ class ProblemField(serializers.Field):
 @extend_schema_serializer(component_name="UpgradeResult")
 class UpgradePlanSerializer(UpgradeSerializer):
     """The answer of an upgrade: the node and its host after it. With dry_run: the node as it is,
-    its host as it would be after, and `fits` and `error` (what applying would do)."""
+    its host as it would be after, and `would_apply`, `fits` and `error` (what applying would do)."""
 
     # This one schema documents both answers, so fits and error are not read-only (read-only
     # fields are marked required in the schema), and UpgradeSerializer renders the applied one.
 
+    would_apply = serializers.BooleanField(
+        required=False, help_text="dry_run only. Whether applying the upgrade now would succeed (error is null)."
+    )
     fits = FitsSerializer(
-        required=False, help_text="dry_run only. Per resource: whether it fits the host after the change."
+        required=False,
+        allow_null=True,
+        help_text="dry_run only. Per resource: whether it fits the host after the change; null when an error "
+        "other than insufficient_capacity comes first (capacity is not the question then).",
     )
     error = ProblemField(
         required=False,
         allow_null=True,
         help_text="dry_run only. null, or the problem details that applying the upgrade would raise.",
     )
+
+    def to_representation(self, outcome):
+        """A plan never pretends: past an error that comes before capacity, `fits` is null and
+        `host` is the host as it is (nothing would change); without a computable allocation on
+        the target image, `new` and `delta` are null."""
+        data = super().to_representation(outcome)
+        if not outcome.capacity_checked:
+            data["fits"] = None
+            data["host"] = HostSerializer(outcome.node.host).data
+        if not outcome.new_known:
+            data["upgrade"]["new"] = data["upgrade"]["delta"] = None
+        return data

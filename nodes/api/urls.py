@@ -1,8 +1,10 @@
-"""/api/v1/ routes: hosts and images (read), nodes (read, create, delete, upgrade)."""
+"""/api/v1/ routes: hosts and images (read), nodes (read, create, delete, upgrade), cancelling
+an agent command."""
 
+from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from nodes.api.views import HostViewSet, ImageViewSet, NodeViewSet
+from nodes.api.views import CommandCancelView, HostViewSet, ImageViewSet, NodeViewSet
 from nodes.rollouts.api import RolloutViewSet
 
 router = SimpleRouter(use_regex_path=False)
@@ -11,4 +13,7 @@ router.register("images", ImageViewSet, basename="image")
 router.register("nodes", NodeViewSet, basename="node")
 router.register("rollouts", RolloutViewSet, basename="rollout")
 
-urlpatterns = router.urls
+urlpatterns = [
+    *router.urls,
+    path("commands/<int:pk>/cancel/", CommandCancelView.as_view(), name="command-cancel"),
+]

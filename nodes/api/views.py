@@ -7,11 +7,13 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from config.api import StrictCursorPagination
 from config.errors import NotFound
 from config.openapi import problems
 from hosts.models import Host, Source
+from nodes.agent.serializers import CommandSerializer, EmptyBodySerializer
 from nodes.api.filters import NodeFilter
 from nodes.api.permissions import check_force, model_permission
 from nodes.api.serializers import (
@@ -24,11 +26,12 @@ from nodes.api.serializers import (
     UpgradePlanSerializer,
     UpgradeSerializer,
 )
+from nodes.lifecycle import command_cancel
 from nodes.models import Image, Node
 from nodes.rollouts.auto import nodes_auto_upgrade_set
 from nodes.services import node_create, node_delete, node_upgrade, node_upgrade_plan
 
-DETAIL_ERRORS = problems(401, 404, 503)
+DETAIL_ERRORS = problems(400, 401, 404, 503)
 LIST_ERRORS = problems(400, 401, 503)
 
 
@@ -109,7 +112,7 @@ class NodeViewSet(FleetReadViewSet):
     @extend_schema(
         summary="Create a node",
         request=NodeCreateSerializer,
-        responses={201: NodeSerializer, **problems(400, 401, 403, 404, 409, 413, 415, 422, 503)},
+        responses={201: NodeSerializer, **problems(400, 401, 403, 404, 409, 411, 413, 415, 422, 503)},
     )
     def create(self, request):
         change = node_create(**self._input(NodeCreateSerializer), actor=request.user, source=Source.API)
@@ -134,7 +137,7 @@ class NodeViewSet(FleetReadViewSet):
     @extend_schema(
         summary="Delete a node",
         request=None,
-        responses={204: OpenApiResponse(description="Deleted"), **problems(401, 403, 404, 409, 503)},
+        responses={204: OpenApiResponse(description="Deleted"), **problems(400, 401, 403, 404, 409, 503)},
     )
     def destroy(self, request, pk):
         node_delete(node_id=pk, actor=request.user, source=Source.API)
@@ -148,7 +151,7 @@ class NodeViewSet(FleetReadViewSet):
                 UpgradePlanSerializer,
                 description="The upgrade applied; with dry_run, the plan (adds `fits` and `error`).",
             ),
-            **problems(400, 401, 403, 404, 409, 413, 415, 422, 503),
+            **problems(400, 401, 403, 404, 409, 411, 413, 415, 422, 503),
         },
     )
     @action(detail=True, methods=["post"])
@@ -161,3 +164,22 @@ class NodeViewSet(FleetReadViewSet):
             node_id=pk, image_id=data["image_id"], force=data["force"], actor=request.user, source=Source.API
         )
         return Response(UpgradeSerializer(outcome).data)
+
+
+class CommandCancelView(APIView):
+    """Support closes an open agent command as `cancelled` (§9)."""
+
+    permission_classes = [IsAuthenticated, model_permission("nodes.cancel_command")]
+
+    @extend_schema(
+        summary="Cancel an open agent command",
+        description="Closes the command as `cancelled`. An acked command's node becomes `failed`; a "
+        "pending upgrade's node goes back to its `from` side; a pending create's node becomes "
+        "`failed`. A closed command: 409 `invalid_state`.",
+        request=EmptyBodySerializer,
+        responses={200: CommandSerializer, **problems(400, 401, 403, 404, 409, 413, 415, 503)},
+    )
+    def post(self, request, pk: int):
+        EmptyBodySerializer(data=request.data if request.data is not None else {}).is_valid(raise_exception=True)
+        change = command_cancel(command_id=pk, actor=request.user, source=Source.API)
+        return Response(CommandSerializer(change.command).data)

@@ -1,7 +1,8 @@
 """What audit_resources and repair_counters share: the --host scope, and how findings and
-changes show: one line per item for a person (exact integers, human units beside them), a JSON
-object per item for a machine, and a JSON document written piece by piece, so a large report
-never sits whole in memory."""
+changes show: one line per item for a person (exact integers, human units beside them; stored
+names with control characters escaped, so no name can forge a line), a JSON object per item for
+a machine, and a JSON document written piece by piece, so a large report never sits whole in
+memory."""
 
 import json
 from collections.abc import Iterable
@@ -9,11 +10,17 @@ from collections.abc import Iterable
 from django.core.management.base import CommandError
 
 from config.errors import NotFound
+from config.text import escape_unprintable
 from config.units import human_amount
 from hosts.audit import CapacityWarning, HostFinding, hosts_by_id_or_name
-from hosts.repair import CounterChange
+from hosts.repair import CounterChange, HostRefusal
 from nodes.audit import CONFIG_FIELD, NodeFinding
 from nodes.repair import AllocationChange
+
+
+def terminal_safe(line: str) -> str:
+    """One output line as a terminal shows it: characters that do not print escaped."""
+    return escape_unprintable(line)
 
 
 def host_scope(refs: list[str]) -> list | None:
@@ -24,7 +31,7 @@ def host_scope(refs: list[str]) -> list | None:
     try:
         return [host.pk for host in hosts_by_id_or_name(refs)]
     except NotFound as error:
-        raise CommandError(error.detail, returncode=2) from None
+        raise CommandError(terminal_safe(error.detail), returncode=2) from None
 
 
 def _human(field: str, amount: int) -> str | None:
@@ -45,6 +52,10 @@ def change_text(field: str, old: object, new: object) -> str:
 
 
 def finding_line(item: HostFinding | NodeFinding | CapacityWarning) -> str:
+    return terminal_safe(_finding_text(item))
+
+
+def _finding_text(item: HostFinding | NodeFinding | CapacityWarning) -> str:
     if isinstance(item, CapacityWarning):
         return (
             f"warning: host {item.host_name} is over capacity: {item.resource} allocated "
@@ -79,7 +90,7 @@ def finding_json(item: HostFinding | NodeFinding | CapacityWarning) -> dict:
 def counter_change_line(change: CounterChange, *, dry_run: bool) -> str:
     verb = "would change" if dry_run else "repaired"
     changes = ", ".join(change_text(field, change.old[field], change.new[field]) for field in change.fields)
-    return f"host {change.host_name}: {verb} {changes}"
+    return terminal_safe(f"host {change.host_name}: {verb} {changes}")
 
 
 def counter_change_json(change: CounterChange) -> dict:
@@ -94,7 +105,20 @@ def allocation_change_line(change: AllocationChange, *, dry_run: bool) -> str:
         for name in change.old
         if change.old[name] != change.new[name]
     ]
-    return f"node {change.node_name} on {change.host_name}: {verb} {', '.join(parts)}"
+    return terminal_safe(f"node {change.node_name} on {change.host_name}: {verb} {', '.join(parts)}")
+
+
+def host_refusal_line(refusal: HostRefusal) -> str:
+    return terminal_safe(f"host {refusal.host_name}: not repaired: {refusal.error.detail}")
+
+
+def host_refusal_json(refusal: HostRefusal) -> dict:
+    return {
+        "host_id": str(refusal.host_id),
+        "host": refusal.host_name,
+        "code": refusal.error.code,
+        "detail": refusal.error.detail,
+    }
 
 
 def allocation_change_json(change: AllocationChange) -> dict:

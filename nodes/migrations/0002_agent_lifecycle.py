@@ -21,7 +21,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('hosts', '0003_host_agent'),
-        ('nodes', '0001_initial'),
+        ('nodes', '0002_nodelog_force_requested'),
     ]
 
     operations = [

@@ -1,6 +1,9 @@
 """The admin in a real browser, as support staff use it: Debian's headless Chromium driven by
-Playwright against the live server. Saves the screenshots the README shows (docs/screenshots/)."""
+Playwright against the live server. `make screenshots` saves the screenshots the README shows
+(SCREENSHOTS_DIR=docs/screenshots); otherwise they go to a temporary directory, so the suite
+never writes a tracked file."""
 
+import os
 import re
 from pathlib import Path
 
@@ -24,7 +27,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-SCREENSHOTS = Path(settings.BASE_DIR) / "docs" / "screenshots"
 PASSWORD = "pw-for-tests"  # UserFactory's
 
 
@@ -45,6 +47,15 @@ def page(live_server, monkeypatch):
         # ORM calls made while Playwright's loop ran used a connection of their own context
         # (asgiref's Local): close it here, or it outlives the test database.
         connections.close_all()
+
+
+@pytest.fixture
+def screenshots(tmp_path) -> Path:
+    """Where the screenshots go: SCREENSHOTS_DIR (relative to the project) or the test's tmp dir."""
+    given = os.environ.get("SCREENSHOTS_DIR")
+    directory = Path(settings.BASE_DIR) / given if given else tmp_path
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
 
 
 def fleet():
@@ -89,7 +100,7 @@ def host_row(page, name: str):
     return page.locator("#result_list tbody tr").filter(has=name_cell)
 
 
-def test_support_staff_upgrade_nodes_through_the_plan_page(page):
+def test_support_staff_upgrade_nodes_through_the_plan_page(page, screenshots):
     fleet()
     log_in(
         page,
@@ -114,8 +125,7 @@ def test_support_staff_upgrade_nodes_through_the_plan_page(page):
         "not enough memory on host-02 (needs 8.0 GiB, 4.0 GiB free)"
     )
     expect(plan.locator("tr", has_text="eth-03")).to_contain_text("fits")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=SCREENSHOTS / "upgrade-plan.png", full_page=True)
+    page.screenshot(path=screenshots / "upgrade-plan.png", full_page=True)
     assert Host.objects.get(name="host-01").node_cpu_cores == 3 * 2 + 2  # nothing written yet
 
     page.get_by_role("button", name="Confirm: upgrade 3 nodes").click()
@@ -129,7 +139,7 @@ def test_support_staff_upgrade_nodes_through_the_plan_page(page):
     expect(host_row(page, "host-02")).to_contain_text("32.0 GiB / 36.0 GiB")
 
 
-def test_support_staff_repair_a_drifted_host_from_the_hosts_list(page):
+def test_support_staff_repair_a_drifted_host_from_the_hosts_list(page, screenshots):
     hosts = fleet()
     drifted = hosts[4]
     set_counter(drifted, "node_count", 1)
@@ -141,8 +151,7 @@ def test_support_staff_repair_a_drifted_host_from_the_hosts_list(page):
     page.goto("/admin/hosts/host/")
     expect(page.locator(".nf-badge-drift")).to_have_count(1)
     expect(host_row(page, "host-05").locator(".nf-badge-drift")).to_have_text("drift")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=SCREENSHOTS / "hosts-list.png", full_page=True)
+    page.screenshot(path=screenshots / "hosts-list.png", full_page=True)
 
     host_row(page, "host-05").locator("input.action-select").check()
     run_action(page, "Repair counters")

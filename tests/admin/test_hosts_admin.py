@@ -4,14 +4,18 @@ constant queries), the audit and repair actions, the host page, and the counter 
 import re
 
 import pytest
+from django.db import connection
 from django.urls import reverse
 
+from config.db import BUSY_DETAIL
+from config.units import BIGINT_MAX
 from hosts.admin import HostAdmin
 from hosts.models import CounterRepair, Host
 from nodes.models import Node
 from tests.admin.conftest import action_names, client_for, messages_of, post_action, staff
 from tests.factories import GiB, HostFactory, ImageFactory, TiB, UserFactory, place_node
-from tests.hosts.drift import set_counter
+from tests.hosts.drift import set_counter, sql
+from tests.support import host_lock_held
 
 pytestmark = pytest.mark.django_db
 
@@ -329,3 +333,118 @@ def test_a_one_page_result_is_fetched_by_the_same_bounded_statement(queries):
     assert [host.name for host in response.context["cl"].result_list] == ["host-2"]
     [page_query] = [sql for sql in statements if sql.startswith('SELECT "hosts_host"."id"')]
     assert re.search(r'WHERE .*"hosts_host"."id" IN \(SELECT .* LIMIT 1\)', page_query)
+
+
+# ---------------------------------------------------------------------------------------------
+# Refusals show as messages, never as a 500
+
+
+@pytest.fixture
+def short_lock_timeout():
+    """This session waits 100 ms for a row lock (the requests of the test client run on it)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET lock_timeout = '100ms'")
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute("RESET lock_timeout")
+
+
+def overflowing(host):
+    """The host's nodes now sum past 2**63-1 of disk (and its node count drifted)."""
+    sql("UPDATE nodes_node SET disk_bytes = %s WHERE host_id = %s", BIGINT_MAX - 1, host.pk)
+    set_counter(host, "node_count", 5)
+
+
+def test_repair_from_the_list_reports_a_host_whose_nodes_overflow_and_repairs_the_others():
+    clean, drifted = fleet()  # clean holds two nodes
+    overflowing(clean)
+    client = client_for(staff("hosts.repair_counters"))
+
+    dry_run = post_action(client, HOSTS, "repair_counters", [clean.pk, drifted.pk], index="0")
+    assert dry_run.status_code == 200
+    assert any(
+        message.startswith("host-1 cannot be repaired: The nodes of host host-1 sum to")
+        for message in messages_of(dry_run)
+    )
+    response = post_action(client, HOSTS, "repair_counters", [clean.pk, drifted.pk], step="apply")
+
+    assert response.status_code == 302
+    [message] = messages_of(response)
+    assert message.startswith(
+        "Repaired 1 host(s): host-2 (nodes 3 → 1, memory 4.0 GiB → 8.0 GiB). Not repaired: host-1:"
+    )
+    assert Host.objects.get(pk=drifted.pk).node_count == 1
+
+
+def test_audit_page_repair_of_an_overflowing_host_is_a_message():
+    clean, _drifted = fleet()
+    overflowing(clean)
+    client = client_for(staff("hosts.repair_counters"))
+
+    response = client.post(reverse(AUDIT), {"host": [str(clean.pk)]})
+
+    assert response.status_code == 302
+    [message] = messages_of(response)
+    assert message.startswith("Nothing repaired. Not repaired: host-1: The nodes of host host-1 sum to")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_audit_page_repair_while_the_host_is_locked_answers_busy_as_a_message(short_lock_timeout):
+    _clean, drifted = fleet()
+    client = client_for(staff("hosts.repair_counters"))
+
+    with host_lock_held(drifted.pk):
+        response = client.post(reverse(AUDIT), {"host": [str(drifted.pk)]})
+
+    assert response.status_code == 302
+    [message] = messages_of(response)
+    assert "Not repaired: host-2: The database could not complete the change now" in message
+    assert Host.objects.get(pk=drifted.pk).node_count == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_repair_from_the_list_while_the_host_is_locked_answers_busy_as_a_message(short_lock_timeout):
+    _clean, drifted = fleet()
+    client = client_for(staff("hosts.repair_counters"))
+
+    with host_lock_held(drifted.pk):
+        response = post_action(client, HOSTS, "repair_counters", [drifted.pk], step="apply")
+
+    assert response.status_code == 302
+    assert "The database could not complete the change now" in messages_of(response)[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_saving_a_host_while_it_is_locked_answers_busy_as_a_message(short_lock_timeout):
+    host = HostFactory(name="host-9", cpu_cores=8)
+    client = client_for(staff("hosts.change_host"))
+    url = reverse("admin:hosts_host_change", args=[host.pk])
+    form = {
+        "name": "host-9",
+        "cpu_cores": "16",
+        "memory_bytes": str(host.memory_bytes),
+        "disk_bytes": str(host.disk_bytes),
+    }
+
+    with host_lock_held(host.pk):
+        response = client.post(url, form)
+
+    assert response.status_code == 302 and response["Location"] == url
+    assert messages_of(response) == [BUSY_DETAIL]
+    assert Host.objects.get(pk=host.pk).cpu_cores == 8
+
+
+def test_a_host_name_with_control_characters_is_refused_by_the_form():
+    host = HostFactory(name="host-9")
+    client = client_for(staff("hosts.change_host"))
+    url = reverse("admin:hosts_host_change", args=[host.pk])
+    form = {"cpu_cores": "8", "memory_bytes": str(host.memory_bytes), "disk_bytes": str(host.disk_bytes)}
+
+    response = client.post(url, {**form, "name": "host-9\nhost h1: forged\x1b[2K"})
+
+    assert response.status_code == 200
+    assert (
+        "Control or invisible characters are not allowed (\\n, \\x1b)."
+        in response.context["adminform"].form.errors["name"]
+    )
+    assert Host.objects.get(pk=host.pk).name == "host-9"

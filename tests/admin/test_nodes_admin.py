@@ -180,6 +180,32 @@ def test_plan_counts_earlier_rows_of_the_same_host_and_writes_nothing():
     assert set(Node.objects.values_list("image_id", flat=True)) == {old.pk}
 
 
+def test_plan_says_whether_each_row_would_apply_and_claims_no_fit_past_an_earlier_error():
+    old, _new, _bitcoin = images()
+    small = ImageFactory(protocol="ethereum", version="0.9", min_cpu_cores=1)
+    fine, drifted = HostFactory(name="host-fine"), HostFactory(name="host-drifted")
+    nodes = [place_node(host=fine, image=old, name="node-a"), place_node(host=drifted, image=old, name="node-b")]
+    Host.objects.filter(pk=drifted.pk).update(node_cpu_cores=0)  # shrinking 2 -> 1 core would go below zero
+
+    response = post_action(
+        client_for(staff("nodes.upgrade_node")),
+        NODES,
+        "upgrade_selected",
+        [n.pk for n in nodes],
+        step="plan",
+        image=str(small.pk),
+    )
+
+    rows = {row["node"].name: row for row in response.context["rows"]}
+    assert (rows["node-a"]["would_apply"], rows["node-a"]["status"]) == (True, "fits")
+    assert {change["fits"] for change in rows["node-a"]["changes"]} == {True}
+    assert (rows["node-b"]["would_apply"], rows["node-b"]["status"]) == (False, "fails")
+    assert {change["fits"] for change in rows["node-b"]["changes"]} == {None}  # drift, not capacity
+    page = response.content.decode()
+    assert page.count('data-would-apply="true"') == 1 and page.count('data-would-apply="false"') == 1
+    assert "✗ would not apply" in page and "✓ would apply: fits" in page
+
+
 def test_plan_with_force_places_past_capacity_only_for_users_who_may_overcommit():
     old, new, _bitcoin = images()
     host = HostFactory(memory_bytes=8 * GiB)
@@ -464,3 +490,31 @@ def test_add_form_lists_the_hosts_of_a_small_fleet_and_searches_those_of_a_big_o
     big = client.get(reverse("admin:nodes_node_add"))
     assert "admin-autocomplete" in big.content.decode()
     assert ">host-a</option>" not in big.content.decode()
+
+
+def test_image_protocol_version_and_property_keys_with_control_characters_are_refused():
+    client = client_for(staff("nodes.add_image", "nodes.add_imageproperty"))
+    inline = {
+        "properties-TOTAL_FORMS": "1",
+        "properties-INITIAL_FORMS": "0",
+        "properties-MIN_NUM_FORMS": "0",
+        "properties-MAX_NUM_FORMS": "1000",
+        "properties-0-key": "sync\nmode",
+        "properties-0-default_value": "snap",
+    }
+    image = {
+        "protocol": "eth\x1b[2K",
+        "version": "1.0\n",
+        "min_cpu_cores": "1",
+        "min_memory_bytes": "1",
+        "min_disk_bytes": "1",
+    }
+
+    response = client.post(reverse("admin:nodes_image_add"), {**image, **inline})
+
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert "Control or invisible characters" in errors["protocol"][0]
+    assert "version" not in errors  # surrounding whitespace is stripped, as by every CharField
+    assert "Control or invisible characters" in response.context["inline_admin_formsets"][0].formset.errors[0]["key"][0]
+    assert not Image.objects.exists()

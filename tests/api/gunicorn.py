@@ -47,14 +47,16 @@ def _wait_healthy(base_url: str, process: subprocess.Popen, timeout: float) -> N
 
 
 @contextmanager
-def gunicorn(*, workers: int, log: Path) -> Iterator[str]:
-    """Runs `gunicorn config.wsgi` with `workers` workers; yields its base URL."""
+def gunicorn(*, workers: int, log: Path, settings_module: str = "config.settings") -> Iterator[str]:
+    """Runs `gunicorn config.wsgi` with `workers` workers; yields its base URL. Pages that
+    render the admin's HTML need `settings_module="config.settings_test"`: production's
+    static storage wants a collectstatic manifest, and the test users' passwords the fast hasher."""
     port = free_port()
     metrics_dir = log.parent / "metrics"  # config/gunicorn.py's workers share their metrics there
     metrics_dir.mkdir(exist_ok=True)
     environment = {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DJANGO_SETTINGS_MODULE": settings_module,
         "DATABASE_URL": live_database_url(),
         "SECRET_KEY": "gunicorn-test-only-not-a-secret",
         "DEBUG": "false",

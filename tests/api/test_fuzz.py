@@ -19,7 +19,10 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from hosts.agent_tokens import agent_token_issue
+from nodes.models import Command
 from nodes.rollouts.models import Rollout
+from nodes.services import node_upgrade
 from tests.factories import HostFactory, ImageFactory, ImagePropertyFactory, UserFactory, place_node
 
 CHECKS = [
@@ -52,24 +55,30 @@ def fuzz_fleet(db):
     ImagePropertyFactory(image=images[0], key="archive", add_disk_bytes=10**12)
     ImagePropertyFactory(image=images[1], key="archive", add_disk_bytes=2 * 10**12)
     nodes = [place_node(host=host, image=images[i % 2], name=f"fuzz-{i}") for i in range(6)]
+    node_upgrade(node_id=nodes[0].pk, image_id=images[2].pk)  # an open command besides closed ones
     user = UserFactory(
         permissions=[
             "nodes.add_node",
             "nodes.delete_node",
             "nodes.upgrade_node",
             "hosts.overcommit_host",
+            "nodes.cancel_command",
             "nodes.view_rollout",
             "nodes.add_rollout",
             "nodes.change_rollout",
         ]
     )
     rollout = Rollout.objects.create(image=images[2])
+    commands = [str(pk) for pk in Command.objects.filter(host=host).values_list("pk", flat=True)]
     return {
         "rollouts": [str(rollout.pk)],
         "hosts": [str(host.pk)],
         "images": [str(image.pk) for image in images],
         "nodes": [str(node.pk) for node in nodes],
+        "commands": commands,
+        "agent": commands,
         "token": Token.objects.create(user=user).key,
+        "agent_token": agent_token_issue(host=host),
     }
 
 
@@ -88,12 +97,14 @@ def _with_real_ids(case, fleet, data):
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=str)
 def test_the_api_answers_any_request_within_its_schema(wsgi_app, fuzz_fleet, mode):
     schema = schemathesis.openapi.from_wsgi("/api/v1/schema/?format=json", wsgi_app)
-    auth = {"Authorization": f"Token {fuzz_fleet['token']}"}
+    user_auth = {"Authorization": f"Token {fuzz_fleet['token']}"}
+    agent_auth = {"Authorization": f"Bearer {fuzz_fleet['agent_token']}"}
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 18  # every method of every path (10 of nodes, 8 of rollouts)
+    assert len(operations) == 22  # every method of every path (9 of them rollouts' and PATCH of a node)
     operations.sort(key=lambda operation: operation.method.upper() == "DELETE")  # deletes last: nodes to upgrade
 
     for operation in operations:
+        auth = agent_auth if operation.path.startswith("/api/v1/agent/") else user_auth
 
         @given(case=operation.as_strategy(generation_mode=mode), data=st.data())
         @settings(
@@ -106,6 +117,6 @@ def test_the_api_answers_any_request_within_its_schema(wsgi_app, fuzz_fleet, mod
         def answers_within_schema(case, data):
             if mode == GenerationMode.POSITIVE:  # a negative case must stay as invalid as it was made
                 _with_real_ids(case, fuzz_fleet, data)
-            case.call_and_validate(headers=auth, checks=CHECKS)
+            case.call_and_validate(headers=auth, checks=CHECKS)  # noqa: B023 (called at once, below)
 
         answers_within_schema()

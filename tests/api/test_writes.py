@@ -80,6 +80,18 @@ def test_create_refusals_change_nothing(admin_client, fleet, fields, code, statu
     assert snapshot() == before
 
 
+@pytest.mark.parametrize(
+    "name", ["eth-1\nhost h1: node_count recorded 0\x1b[2K", "tab\tname", "bidi\u202eevil", "cr\rname"], ids=repr
+)
+def test_create_refuses_control_and_invisible_characters_in_the_name(admin_client, fleet, name):
+    before = snapshot()
+
+    body = assert_problem(create(admin_client, fleet["host"], fleet["v1"], name=name), 400, "invalid")
+
+    assert "Control or invisible characters are not allowed" in body["errors"]["name"][0]
+    assert snapshot() == before
+
+
 def test_create_past_capacity_is_insufficient_capacity_and_force_places_it(admin_client, fleet):
     big = ImageFactory(protocol="ethereum", min_cpu_cores=13)
     before = snapshot()
@@ -188,7 +200,8 @@ def test_dry_run_answers_the_same_shape_plus_fits_and_error_and_writes_nothing(a
 
     body = upgrade(admin_client, node, v2, dry_run=True).json()
 
-    assert set(body) == {"node", "host", "upgrade", "fits", "error"}
+    assert set(body) == {"node", "host", "upgrade", "would_apply", "fits", "error"}
+    assert body["would_apply"] is True
     assert body["fits"] == {"cpu_cores": True, "memory_bytes": True, "disk_bytes": True}
     assert body["error"] is None
     assert body["host"]["node_cpu_cores"] == 6  # as it would be after
@@ -206,12 +219,73 @@ def test_dry_run_of_a_refused_upgrade_is_200_with_the_error_it_would_raise(admin
 
     assert response.status_code == 200
     body = response.json()
+    assert body["would_apply"] is False
     assert body["fits"] == {"cpu_cores": True, "memory_bytes": False, "disk_bytes": True}
+    assert body["upgrade"]["new"]["memory_bytes"] == 100 * GiB
+    assert body["host"]["node_memory_bytes"] == fleet["host"].node_memory_bytes + 92 * GiB  # as it would be after
     assert body["error"]["code"] == "insufficient_capacity"
     assert body["error"]["status"] == 409
     assert body["error"]["type"] == "/problems/insufficient_capacity"
     assert body["error"]["shortfalls"][0]["resource"] == "memory_bytes"
     assert snapshot() == before
+
+
+def test_a_forced_dry_run_past_capacity_would_apply(as_role, fleet):
+    huge = ImageFactory(protocol="ethereum", min_memory_bytes=100 * GiB)
+
+    body = upgrade(as_role("overcommitter"), fleet["node"], huge, dry_run=True, force=True).json()
+
+    assert (body["would_apply"], body["error"]) == (True, None)
+    assert body["fits"]["memory_bytes"] is False
+
+
+def _image_past_64_bits(fleet):
+    """An ethereum image on which eth-1's config (archive=on) needs memory past 2**63-1."""
+    image = ImageFactory(protocol="ethereum", min_memory_bytes=BIGINT_MAX)
+    ImagePropertyFactory(image=image, key="archive", default_value="off", add_memory_bytes=1)
+    return image
+
+
+@pytest.mark.parametrize(
+    "target, code, new_known",
+    [
+        ("btc", "incompatible_image", False),
+        ("broken", "invalid_image_config", False),
+        ("past_64_bits", "resource_overflow", False),
+        ("counter_overflow", "resource_overflow", True),
+        ("v1", "already_on_image", True),
+        ("drift", "counter_drift", True),
+    ],
+)
+def test_a_dry_run_refused_before_capacity_does_not_pretend(admin_client, fleet, target, code, new_known):
+    """`fits` is null (capacity is not the question), `host` as it is (nothing would change),
+    and `new`/`delta` null where no allocation on the target image can be computed."""
+    node, host = fleet["node"], fleet["host"]
+    images = {
+        "btc": lambda: fleet["btc"],
+        "broken": lambda: ImageFactory(protocol="ethereum"),
+        "past_64_bits": lambda: _image_past_64_bits(fleet),
+        "counter_overflow": lambda: _overflow_image_for(host, node),
+        "v1": lambda: fleet["v1"],
+        "drift": lambda: ImageFactory(protocol="ethereum", min_cpu_cores=1),  # shrinks: counters would drop
+    }
+    image = images[target]()
+    if target == "broken":
+        Image.objects.filter(pk=image.pk).update(min_disk_bytes=-5)
+    if target == "drift":
+        Host.objects.filter(pk=host.pk).update(node_cpu_cores=0)
+    current = admin_client.get(f"/api/v1/hosts/{host.pk}/").json()
+
+    body = upgrade(admin_client, node, image, dry_run=True).json()
+
+    assert (body["would_apply"], body["error"]["code"], body["fits"]) == (False, code, None)
+    assert body["host"] == current
+    if new_known:
+        assert set(body["upgrade"]["new"]) == {"cpu_cores", "memory_bytes", "disk_bytes"}
+        assert all(0 <= amount <= BIGINT_MAX for amount in body["upgrade"]["new"].values())
+    else:
+        assert (body["upgrade"]["new"], body["upgrade"]["delta"]) == (None, None)
+    assert body["upgrade"]["old"]["cpu_cores"] == node.cpu_cores
 
 
 def test_dry_run_of_a_missing_node_or_image_is_still_not_found(admin_client, fleet):

@@ -1,6 +1,7 @@
 """Production settings: `check --deploy` is clean, DEBUG is off by default, SECRET_KEY is required."""
 
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -43,3 +44,78 @@ def test_production_refuses_to_start_without_a_secret_key():
     result = run("import django; django.setup()")
     assert result.returncode != 0
     assert "SECRET_KEY" in result.stderr
+
+
+def test_x_forwarded_proto_is_believed_only_behind_a_declared_tls_proxy():
+    code = (
+        "import django; django.setup(); from django.conf import settings; "
+        "print(getattr(settings, 'SECURE_PROXY_SSL_HEADER', None))"
+    )
+    assert run(code, SECRET_KEY="x" * 50).stdout.strip() == "None"
+    behind = run(code, SECRET_KEY="x" * 50, BEHIND_TLS_PROXY="true")
+    assert behind.stdout.strip() == "('HTTP_X_FORWARDED_PROTO', 'https')"
+
+
+def test_a_client_sent_x_forwarded_proto_does_not_make_a_plain_request_secure(client, settings):
+    # settings_test runs without BEHIND_TLS_PROXY: a direct client's header is ignored.
+    settings.SECURE_SSL_REDIRECT = True
+
+    answer = client.get("/admin/login/", HTTP_X_FORWARDED_PROTO="https")
+
+    assert answer.status_code == 301
+    assert answer["Location"].startswith("https://")
+
+
+SERVE_DOCS_AND_ADMIN = """
+import logging, re
+logging.basicConfig(level=logging.WARNING)
+from config.wsgi import application  # as gunicorn starts it
+from django.test import Client
+client = Client()
+docs = client.get("/api/v1/docs/")
+css = re.search(r'href="([^"]+[.]css)"', docs.content.decode()).group(1)
+login = client.get("/admin/login/")
+print(docs.status_code, login.status_code, css, client.get(css).status_code)
+"""
+
+
+def serve(static_root, **env):
+    return run(
+        SERVE_DOCS_AND_ADMIN,
+        SECRET_KEY="x" * 50,
+        ALLOWED_HOSTS="testserver",
+        SECURE_SSL_REDIRECT="false",
+        DATABASE_URL="postgres://root@127.0.0.1:5432/postgres",
+        STATIC_ROOT=str(static_root),
+        **env,
+    )
+
+
+def test_started_without_collectstatic_the_admin_and_docs_are_served_with_a_warning(tmp_path):
+    result = serve(tmp_path / "never-collected")
+
+    assert result.returncode == 0, result.stderr
+    docs, login, css, css_status = result.stdout.split()
+    assert (docs, login, css_status) == ("200", "200", "200")
+    assert css == "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui.css"  # unhashed, from the app
+    assert "static files are not collected" in result.stderr and "collectstatic" in result.stderr
+
+
+def test_after_collectstatic_the_files_are_served_hashed_without_a_warning(tmp_path):
+    root = tmp_path / "static"
+    collected = run(
+        ["manage.py", "collectstatic", "--no-input", "-v", "0"],
+        SECRET_KEY="x" * 50,
+        DATABASE_URL="postgres://root@127.0.0.1:5432/postgres",
+        STATIC_ROOT=str(root),
+    )
+    assert collected.returncode == 0, collected.stderr
+    assert (root / "staticfiles.json").exists()
+
+    result = serve(root)
+
+    assert result.returncode == 0, result.stderr
+    docs, login, css, css_status = result.stdout.split()
+    assert (docs, login, css_status) == ("200", "200", "200")
+    assert re.fullmatch(r"/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui\.[0-9a-f]{12}\.css", css)
+    assert "not collected" not in result.stderr

@@ -116,16 +116,46 @@ def test_repair_runs_the_same_queries_whatever_the_number_of_hosts_in_a_batch(ho
 
 
 @pytest.mark.django_db
-def test_nodes_summing_past_the_64_bit_limit_are_refused_and_nothing_of_the_batch_is_written():
-    host, other = fleet(2)
+def test_a_host_whose_nodes_sum_past_the_64_bit_limit_is_refused_and_the_others_are_repaired():
+    host, other = fleet(2)  # one batch: both hosts in the same transaction
     set_counter(other, "node_count", 5)
+    set_counter(host, "node_count", 3)
     sql("UPDATE nodes_node SET disk_bytes = %s WHERE host_id = %s", BIGINT_MAX - 1, host.pk)
 
-    with pytest.raises(ResourceOverflow, match=f"host {host.name} sum to"):
-        host_counters_repair()
+    report = host_counters_repair()
 
-    assert CounterRepair.objects.count() == 0
-    assert Host.objects.get(pk=other.pk).node_count == 7
+    [refusal] = report.refused
+    assert (refusal.host_id, refusal.host_name) == (host.pk, host.name)
+    assert isinstance(refusal.error, ResourceOverflow)
+    assert f"host {host.name} sum to" in refusal.error.detail
+    assert [change.host_name for change in report.changes] == [other.name]
+    assert Host.objects.get(pk=other.pk).node_count == 2
+    assert Host.objects.get(pk=host.pk).node_count == 5  # left as it was
+    assert list(CounterRepair.objects.values_list("host_id", flat=True)) == [other.pk]
+
+
+@pytest.mark.django_db
+def test_a_batch_the_database_refuses_is_reported_and_the_next_batch_goes_on(monkeypatch):
+    from config.errors import Busy
+    from hosts import repair
+
+    first, second = fleet(2)
+    set_counter(first, "node_count", 1)
+    set_counter(second, "node_count", 1)
+    reconcile = repair.host_counters_reconcile
+
+    def busy_on_first(*, host_ids, **kwargs):
+        if first.pk in host_ids:
+            raise Busy("The database could not complete the change now.")
+        return reconcile(host_ids=host_ids, **kwargs)
+
+    monkeypatch.setattr(repair, "host_counters_reconcile", busy_on_first)
+
+    report = host_counters_repair(batch_size=1)
+
+    assert [(r.host_name, r.error.code) for r in report.refused] == [(first.name, "busy")]
+    assert [change.host_name for change in report.changes] == [second.name]
+    assert Host.objects.get(pk=second.pk).node_count == 2
 
 
 @pytest.mark.django_db

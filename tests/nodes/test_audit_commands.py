@@ -8,6 +8,7 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
+from config.units import BIGINT_MAX
 from hosts.models import AuditRun, CounterRepair, Host
 from nodes.models import NodeLog
 from tests.factories import GiB
@@ -163,8 +164,9 @@ def test_the_audit_command_runs_the_same_queries_whatever_the_fleet_size(hosts, 
     sql("UPDATE hosts_host SET node_count = 9 WHERE id = %s", made[-1].pk)
     sql("UPDATE nodes_node SET memory_bytes = 1 WHERE name = 'h00-a'")
 
-    # node count, host count, host audit, image specs (2), combinations, wrong nodes, the AuditRun
-    with django_assert_num_queries(8):
+    # node count, host count, host audit, image specs (2), combinations, wrong nodes, whether the
+    # database is read-only, the AuditRun
+    with django_assert_num_queries(9):
         code, out = run("audit_resources")
 
     assert code == 1 and len(out.splitlines()) == 4  # h00 memory, last host count, h00-a memory, summary
@@ -279,8 +281,48 @@ def test_repair_json_lists_changes_and_what_is_left():
         "hosts_changed": 1,
         "nodes_changed": 0,
         "nodes_refused": 0,
+        "hosts_refused": 0,
         "findings_after": 3,
     }
+    assert document["hosts_refused"] == []
+
+
+def overflowing_and_drifted():
+    """h00's nodes sum past 2**63-1 of disk (its counters drifted too); h01's counters drifted."""
+    h00, h01 = fleet(2)
+    sql("UPDATE nodes_node SET disk_bytes = %s WHERE host_id = %s", BIGINT_MAX - 1, h00.pk)
+    sql("UPDATE hosts_host SET node_count = 9 WHERE id IN (%s, %s)", h00.pk, h01.pk)
+    return h00, h01
+
+
+@pytest.mark.django_db
+def test_one_overflowing_host_does_not_stop_the_repair_of_the_others():
+    h00, h01 = overflowing_and_drifted()
+
+    code, out = run("repair_counters")
+
+    assert code == 1
+    lines = out.splitlines()
+    assert "host h01: repaired node_count 9 -> 2" in lines
+    assert any(line.startswith("host h00: not repaired: The nodes of host h00 sum to") for line in lines)
+    assert "1 host(s) could not be repaired" in out
+    assert Host.objects.get(pk=h01.pk).node_count == 2
+    assert CounterRepair.objects.filter(host=h01).count() == 1
+    assert Host.objects.get(pk=h00.pk).node_count == 9
+
+
+@pytest.mark.django_db
+def test_one_overflowing_host_is_listed_in_the_json_beside_every_committed_change():
+    h00, _h01 = overflowing_and_drifted()
+
+    code, out = run("repair_counters", "--json", "--batch-size", "1")
+
+    document = json.loads(out)
+    assert code == 1
+    assert [change["host"] for change in document["host_changes"]] == ["h01"]
+    [refused] = document["hosts_refused"]
+    assert refused["host_id"] == str(h00.pk) and refused["code"] == "resource_overflow"
+    assert document["summary"]["hosts_refused"] == 1 and document["summary"]["hosts_changed"] == 1
 
 
 @pytest.mark.django_db
@@ -323,3 +365,67 @@ def test_an_audit_of_the_fleet_records_its_summary_for_metrics_and_an_audit_of_s
     assert (audit.hosts_checked, audit.nodes_checked, audit.node_findings, audit.source) == (11, 20, 4, "cli")
     assert audit.drift["node_cpu_cores"] == {"hosts": 4, "amount": 3 + 1 + 6 + 4}  # h02, h03, empty, h09
     assert audit.drift["node_count"] == {"hosts": 3, "amount": 1 + 2 + 3}  # h00, h01, empty
+
+
+@pytest.mark.django_db
+def test_stored_names_with_control_characters_cannot_forge_lines_of_audit_or_repair():
+    host, _other = fleet(2)
+    forged = "h00\nhost h01: node_count recorded 0, expected 7\x1b[2K"
+    Host.objects.filter(pk=host.pk).update(name=forged)  # written around the app (old data)
+    sql("UPDATE hosts_host SET node_count = 9 WHERE id = %s", host.pk)
+
+    audit_code, audit = run("audit_resources")
+    repair_code, repair = run("repair_counters", "--dry-run")
+
+    escaped = "h00\\nhost h01: node_count recorded 0, expected 7\\x1b[2K"
+    assert audit.splitlines()[0] == f"host {escaped}: node_count recorded 9, expected 2"
+    assert len(audit.splitlines()) == 2  # the finding and the summary
+    assert repair.splitlines()[0] == f"host {escaped}: would change node_count 9 -> 2"
+    assert "\x1b" not in audit + repair
+    assert (audit_code, repair_code) == (1, 1)
+
+
+@pytest.fixture
+def read_only_session():
+    """This session's transactions are read-only from now on, as on a hot-standby replica."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE")
+
+
+def run_with_stderr(command, *args):
+    out, err = StringIO(), StringIO()
+    try:
+        call_command(command, *args, stdout=out, stderr=err)
+    except CommandError as error:
+        return error.returncode, out.getvalue(), err.getvalue()
+    return 0, out.getvalue(), err.getvalue()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_audit_on_a_read_only_database_keeps_its_exit_codes_and_records_nothing(read_only_session):
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE")
+    host, _other = fleet(2)
+    with connection.cursor() as cursor:
+        cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+
+    clean = run_with_stderr("audit_resources")
+    clean_json = run_with_stderr("audit_resources", "--json")
+    with connection.cursor() as cursor:
+        cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE")
+        cursor.execute("UPDATE hosts_host SET node_count = 9 WHERE id = %s", [host.pk])
+        cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+    found = run_with_stderr("audit_resources")
+
+    assert clean[0] == 0 and clean[1].endswith("no findings.\n")
+    assert "the database is read-only" in clean[2] and "not recorded" in clean[2]
+    assert clean_json[0] == 0 and json.loads(clean_json[1])["summary"]["host_findings"] == 0
+    assert found[0] == 1 and "host h00: node_count recorded 9, expected 2" in found[1]
+    assert AuditRun.objects.count() == 0

@@ -1,5 +1,8 @@
 """node_create and node_delete keep the counters exact and write NodeLog and Command with the change."""
 
+import logging
+import uuid
+
 import pytest
 
 from config.errors import CounterDrift, InsufficientCapacity, InvalidInput, NotFound
@@ -7,6 +10,7 @@ from hosts.models import Host
 from nodes.models import Command, Node, NodeLog
 from nodes.services import node_create, node_delete
 from tests.factories import GiB, HostFactory, ImageFactory, ImagePropertyFactory, TiB, place_node
+from tests.hosts.drift import set_counter
 from tests.invariants import assert_counters_exact
 
 pytestmark = pytest.mark.django_db
@@ -95,7 +99,50 @@ def test_create_must_fit_unless_forced():
 
     node_create(name="second", host_id=host.pk, image_id=image.pk, force=True)
     assert counters(host)[:2] == (2, 4)
-    assert NodeLog.objects.get(node_name="second").forced is True
+    log = NodeLog.objects.get(node_name="second")
+    assert (log.forced, log.force_requested) == (True, True)
+
+
+def test_force_that_was_not_needed_is_recorded_as_requested_not_forced():
+    host = HostFactory(cpu_cores=64)
+
+    node_create(name="roomy", host_id=host.pk, image_id=ImageFactory().pk, force=True)
+
+    log = NodeLog.objects.get(node_name="roomy")
+    assert (log.forced, log.force_requested) == (False, True)
+
+
+def test_a_refused_create_logs_one_line_with_its_code(caplog):
+    host = HostFactory(cpu_cores=1)
+    image = ImageFactory(min_cpu_cores=2)
+    caplog.set_level(logging.INFO, logger="nodes.services")
+
+    with pytest.raises(InsufficientCapacity):
+        node_create(name="too-big", host_id=host.pk, image_id=image.pk, source="admin")
+    with pytest.raises(InvalidInput):
+        node_create(name="bad\nname", host_id=host.pk, image_id=image.pk)
+
+    refused = [record for record in caplog.records if getattr(record, "event", None) == "create_refused"]
+    assert [(r.node, r.host, r.code, r.source) for r in refused] == [
+        ("too-big", str(host.pk), "insufficient_capacity", "admin"),
+        ("bad\nname", str(host.pk), "invalid", "api"),
+    ]
+    assert refused[0].detail.startswith("not enough CPU on")
+
+
+def test_a_refused_delete_logs_one_line_with_its_code(caplog):
+    host = HostFactory()
+    node = place_node(host=host, image=ImageFactory())
+    set_counter(host, "node_count", -1)  # drift: node_count would go below zero
+    caplog.set_level(logging.INFO, logger="nodes.services")
+
+    with pytest.raises(CounterDrift):
+        node_delete(node_id=node.pk)
+    with pytest.raises(NotFound):
+        node_delete(node_id=uuid.uuid4())
+
+    refused = [record for record in caplog.records if getattr(record, "event", None) == "delete_refused"]
+    assert [(r.node, r.code) for r in refused] == [(str(node.pk), "counter_drift"), (refused[1].node, "not_found")]
 
 
 def test_delete_releases_the_allocation_and_keeps_the_history():
@@ -144,7 +191,7 @@ def test_delete_of_a_missing_node_is_not_found():
 def test_create_and_delete_run_a_bounded_number_of_queries(django_assert_max_num_queries):
     host, image = HostFactory(), ImageFactory()
     ImagePropertyFactory(image=image, key="rpc")
-    with django_assert_max_num_queries(10):
+    with django_assert_max_num_queries(11):  # the image's row is shared-locked before it is read
         node = node_create(name="q", host_id=host.pk, image_id=image.pk).node
     with django_assert_max_num_queries(9):  # + the node's active rollout rows, if any (§10)
         node_delete(node_id=node.pk)

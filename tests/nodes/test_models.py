@@ -43,8 +43,10 @@ def test_property_keys_are_unique_per_image():
 def test_hosts_and_images_with_nodes_are_protected():
     host, image = HostFactory(), ImageFactory()
     place_node(host=host, image=image)
-    with pytest.raises(ProtectedError), transaction.atomic():
+    with pytest.raises(ValidationError, match="holds 1 node"):  # counted under the host's lock
         host.delete()
+    with pytest.raises(ProtectedError), transaction.atomic():  # and the FK's PROTECT behind it
+        Host.objects.filter(pk=host.pk).delete()
     with pytest.raises(ValidationError, match="cannot be deleted"):
         image.delete()
     assert Image.objects.filter(pk=image.pk).exists()

@@ -296,8 +296,18 @@ def test_force_places_past_capacity_and_is_logged():
     node_upgrade(node_id=node.pk, image_id=big.pk, force=True)
 
     assert counters(host)[1] == 16
-    assert NodeLog.objects.get(event="upgrade_started").forced is True
+    log = NodeLog.objects.get(event="upgrade_started")
+    assert (log.forced, log.force_requested) == (True, True)
     assert_counters_exact()
+
+
+def test_force_that_was_not_needed_is_recorded_as_requested_not_forced():
+    node = place_node(host=HostFactory(cpu_cores=64), image=ImageFactory())
+
+    node_upgrade(node_id=node.pk, image_id=ImageFactory(min_cpu_cores=4).pk, force=True)
+
+    log = NodeLog.objects.get(event="upgrade_started")
+    assert (log.forced, log.force_requested) == (False, True)
 
 
 def test_shrinking_on_a_host_already_over_capacity_is_allowed():

@@ -3,7 +3,8 @@ against its config on its image, hosts over capacity as warnings.
 
 Exit 0 when clean, 1 on findings (over-capacity warnings alone don't count), 2 on a usage error
 (an unknown --host included). Findings are also logged at WARNING (stderr). An audit of the whole
-fleet records its summary (hosts.AuditRun), which /metrics reports as the last audit."""
+fleet records its summary (hosts.AuditRun), which /metrics reports as the last audit; on a
+read-only database (a replica) it says so on stderr and records nothing, exit codes unchanged."""
 
 import logging
 from collections import Counter
@@ -12,7 +13,7 @@ from itertools import chain
 from django.core.management.base import BaseCommand, CommandError
 
 from hosts.audit import CapacityWarning, HostFinding, host_audit, host_count
-from hosts.audit_record import audit_run_record
+from hosts.audit_record import audit_run_record, database_is_read_only
 from hosts.models import Source
 from nodes.audit import node_allocation_findings, node_count
 from nodes.management.audit_cli import JsonDocument, finding_json, finding_line, host_scope
@@ -67,7 +68,14 @@ class Command(BaseCommand):
             for warning in warnings:
                 self.stdout.write(finding_line(warning))
             self.stdout.write(_summary_line(_summary(hosts_checked, counts, warnings)))
-        if host_ids is None:  # the fleet's figures, not a few hosts', are the last audit of /metrics
+        if host_ids is None and database_is_read_only():  # a replica: the audit stands, unrecorded
+            notice = (
+                "warning: the database is read-only (a replica?): this audit's summary is not recorded; "
+                "/metrics shows the last audit recorded on the primary."
+            )
+            logger.warning("%s", notice)
+            self.stderr.write(notice)
+        elif host_ids is None:  # the fleet's figures, not a few hosts', are the last audit of /metrics
             audit_run_record(
                 host_findings=host_findings,
                 hosts_checked=hosts_checked,

@@ -1,23 +1,59 @@
-"""manage.py demo_login: (re)creates the quick start's admin login and prints it."""
+"""manage.py demo_login: (re)creates the quick start's admin login and prints it.
+
+A development convenience only: it refuses unless DEBUG is on (or the operator passes
+--i-know-this-is-not-production), and it only ever resets a user it made itself, marked by the
+reserved address DEMO_EMAIL: an existing real user of the same name is left untouched."""
 
 import secrets
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+#: Marks the users this command made (`.invalid` is reserved: no real mailbox has it).
+DEMO_EMAIL = "demo-login@nodefleet.invalid"
+UNSAFE_FLAG = "--i-know-this-is-not-production"
 
 
 class Command(BaseCommand):
-    help = "Creates or resets the superuser 'admin' with a fresh random password and prints the login."
+    help = (
+        "Creates or resets the demo superuser (default 'admin') with a fresh random password and prints the login. "
+        f"Only under DEBUG (or with {UNSAFE_FLAG}); never touches a user it did not create. "
+        "Exit 0 done, 1 refused, 2 usage."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--username", default="admin")
+        parser.add_argument(
+            UNSAFE_FLAG,
+            dest="not_production",
+            action="store_true",
+            help="Run although DEBUG is off (a staging copy, a demo server).",
+        )
 
-    def handle(self, *args, username: str, **options):
+    def handle(self, *args, username: str, not_production: bool, **options):
+        if not (settings.DEBUG or not_production):
+            raise CommandError(
+                f"demo_login makes a superuser with a printed password: it runs only with DEBUG on "
+                f"(or with {UNSAFE_FLAG}). Use `manage.py createsuperuser` for a real login.",
+                returncode=1,
+            )
         password = secrets.token_urlsafe(12)
-        user, _ = get_user_model().objects.get_or_create(username=username)
-        user.is_staff = user.is_superuser = True
-        user.set_password(password)
-        user.save()
+        User = get_user_model()
+        with transaction.atomic():
+            user = User.objects.select_for_update().filter(username=username).first()
+            if user is None:
+                user = User(username=username, email=DEMO_EMAIL)
+            elif user.email != DEMO_EMAIL:
+                raise CommandError(
+                    f"User '{username}' exists and was not made by demo_login: left untouched. "
+                    "Pick another --username, or reset that user's password with `manage.py changepassword`.",
+                    returncode=1,
+                )
+            user.is_staff = user.is_superuser = user.is_active = True
+            user.set_password(password)
+            user.save()
         self.stdout.write(
             f"\n  Admin login: http://127.0.0.1:8000/admin/\n  username: {username}\n  password: {password}\n"
         )

@@ -25,7 +25,10 @@ from nodes.management.audit_cli import (
     counter_change_line,
     finding_json,
     finding_line,
+    host_refusal_json,
+    host_refusal_line,
     host_scope,
+    terminal_safe,
 )
 from nodes.repair import NodeRepairReport, node_allocations_repair
 
@@ -81,12 +84,16 @@ class Command(BaseCommand):
                     host_ids=host_ids, batch_size=batch_size, dry_run=dry_run, source=Source.CLI, progress=bar.update
                 )
         except ApplicationError as error:
-            raise CommandError(error.detail, returncode=1) from None
+            raise CommandError(terminal_safe(error.detail), returncode=1) from None
 
         counter_changes = [*nodes.counter_changes, *hosts_report.changes]
-        # The re-check: counters against their nodes (after a real run: none left), and the node
-        # findings left (all of them without --fix-nodes; after a dry run, what it would fix too).
+        refused_hosts = hosts_report.refused
+        # The re-check: counters against their nodes (after a real run: none left but the hosts
+        # refused), and the node findings left (all of them without --fix-nodes; after a dry run,
+        # what it would fix too).
         leftover_hosts = [] if dry_run else list(host_counter_findings(host_ids=host_ids))
+        refused_ids = {refusal.host_id for refusal in refused_hosts}
+        stray_hosts = [finding for finding in leftover_hosts if finding.host_id not in refused_ids]
         leftover = 0
 
         def leftovers():
@@ -102,12 +109,14 @@ class Command(BaseCommand):
             "hosts_changed": len({change.host_id for change in counter_changes}),
             "nodes_changed": len(nodes.changes),
             "nodes_refused": len(nodes.refused),
+            "hosts_refused": len(refused_hosts),
         }
         if as_json:
             with JsonDocument(self.stdout) as document:
                 document.items("node_changes", map(allocation_change_json, nodes.changes))
                 document.items("host_changes", map(counter_change_json, counter_changes))
                 document.items("refused", ({"node": name, "detail": detail} for name, detail in nodes.refused))
+                document.items("hosts_refused", map(host_refusal_json, refused_hosts))
                 document.items("findings_after", map(finding_json, leftovers()))
                 document.value("summary", {**summary, "findings_after": leftover})
         else:
@@ -116,41 +125,53 @@ class Command(BaseCommand):
             for change in counter_changes:
                 self.stdout.write(counter_change_line(change, dry_run=dry_run))
             for name, detail in nodes.refused:
-                self.stdout.write(f"node {name}: not repaired: {detail}")
+                self.stdout.write(terminal_safe(f"node {name}: not repaired: {detail}"))
+            for refusal in refused_hosts:
+                self.stdout.write(host_refusal_line(refusal))
             self.stdout.write(_summary_line(summary, changed))
             self.stdout.write("Node findings:" if dry_run else "Re-audit:")
             for finding in leftovers():
                 self.stdout.write(f"  {finding_line(finding)}")
-            self.stdout.write(
-                f"  {_after_line(leftover, dry_run=dry_run, fix_nodes=fix_nodes, hosts_left=len(leftover_hosts))}"
+            after = _after_line(
+                leftover, dry_run=dry_run, fix_nodes=fix_nodes, hosts_left=len(stray_hosts), refused=len(refused_hosts)
             )
+            self.stdout.write(f"  {after}")
 
         if dry_run and changed:
             raise CommandError(f"dry run: {changed} change(s) would be made", returncode=1)
-        if nodes.refused or leftover_hosts:
+        if nodes.refused or refused_hosts or leftover_hosts:
             raise CommandError("some counters or allocations could not be repaired", returncode=1)
 
 
 def _summary_line(summary: dict, changed: int) -> str:
     checked = f"{summary['hosts_checked']} host(s) checked"
+    refused = [
+        f"{summary[key]} {what}(s) could not be repaired"
+        for key, what in (("hosts_refused", "host"), ("nodes_refused", "node"))
+        if summary[key]
+    ]
     if not changed:
-        return f"Nothing to change: {checked}, every counter equals its nodes" + (
-            "." if not summary["nodes_refused"] else f"; {summary['nodes_refused']} node(s) could not be repaired."
-        )
+        if refused:
+            return f"Nothing changed: {checked}; {', '.join(refused)}."
+        return f"Nothing to change: {checked}, every counter equals its nodes."
     verb = "Would change" if summary["dry_run"] else "Repaired"
     text = f"{verb} {summary['hosts_changed']} host(s) and {summary['nodes_changed']} node(s); {checked}"
     if summary["dry_run"]:
         text += "; nothing was written"
+    if refused:
+        text += f"; {', '.join(refused)}"
     return text + "."
 
 
-def _after_line(leftover: int, *, dry_run: bool, fix_nodes: bool, hosts_left: int) -> str:
+def _after_line(leftover: int, *, dry_run: bool, fix_nodes: bool, hosts_left: int, refused: int) -> str:
     if dry_run:  # nothing was written: the node findings as they are
         if not leftover:
             return "none."
         return f"{leftover} node finding(s)" + ("; --fix-nodes would repair them." if not fix_nodes else ".")
     if not leftover:
         return "clean."
+    if refused and not hosts_left:
+        return f"{leftover} finding(s) left, the counters of the host(s) that could not be repaired (above) among them."
     if hosts_left:
         return (
             f"{leftover} finding(s) left: counters changed around the application while the repair ran; run it again."

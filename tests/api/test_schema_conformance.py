@@ -1,0 +1,138 @@
+"""Real answers of every operation, successes and refusals alike, validated against the schema
+the API serves, by a validator that shares nothing with drf-spectacular or schemathesis
+(openapi-core). A generated client trusts that schema: what it says is what the API sends."""
+
+import json
+import re
+import uuid
+from urllib.parse import urlencode
+
+import pytest
+from openapi_core import Config, OpenAPI
+from openapi_core.testing import MockRequest, MockResponse
+from rest_framework.test import APIClient
+
+from hosts.agent_tokens import agent_token_issue
+from nodes.models import Command, Image, Node
+from tests.api.conftest import token_client
+from tests.factories import GiB, ImageFactory, ImagePropertyFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+BIGINT_MAX = 2**63 - 1
+
+
+class Tour:
+    """Sends requests through Django's test client and validates each answer against the schema;
+    remembers which operations answered with a success."""
+
+    def __init__(self, client):
+        schema = client.get("/api/v1/schema/?format=json").json()
+        # Problem details are JSON under their own media type (RFC 9457).
+        config = Config(extra_media_type_deserializers={"application/problem+json": json.loads})
+        self.api = OpenAPI.from_dict(schema, config=config)
+        self.operations = {
+            (method, path) for path, item in schema["paths"].items() for method in item if method != "parameters"
+        }
+        self.succeeded: set[tuple[str, str]] = set()
+        self.statuses: list[tuple[str, str, int]] = []
+
+    def call(self, client, method: str, path: str, body: dict | None = None, query: dict | None = None, status=None):
+        url = f"{path}?{urlencode(query)}" if query else path
+        raw = json.dumps(body).encode() if body is not None else None
+        response = client.generic(method.upper(), url, raw or b"", content_type="application/json")
+        if status is not None:
+            assert response.status_code == status, (method, url, response.status_code, response.content[:300])
+        request = MockRequest("http://testserver", method.lower(), path, args=query or {}, data=raw)
+        answer = MockResponse(
+            response.content,
+            status_code=response.status_code,
+            headers=dict(response.headers),
+            content_type=response.get("Content-Type", ""),
+        )
+        self.api.validate_response(request, answer)  # raises, naming what differs from the schema
+        operation = (method.lower(), re.sub(r"<[^>]+>", "{id}", "/" + response.wsgi_request.resolver_match.route))
+        self.statuses.append((*operation, response.status_code))
+        if response.status_code < 300:
+            self.succeeded.add(operation)
+        return response
+
+
+def test_every_operation_answers_what_the_served_schema_says(client, admin_client, as_role, anonymous, fleet):
+    tour = Tour(client)
+    host, node, other, v1, v2, btc = (fleet[k] for k in ("host", "node", "other", "v1", "v2", "btc"))
+    missing = str(uuid.uuid4())
+
+    # Reads, with their filters and pagination, and their refusals.
+    tour.call(admin_client, "get", "/api/v1/hosts/", status=200)
+    tour.call(admin_client, "get", "/api/v1/hosts/", query={"page_size": 1}, status=200)
+    tour.call(admin_client, "get", f"/api/v1/hosts/{host.pk}/", status=200)
+    tour.call(admin_client, "get", f"/api/v1/hosts/{missing}/", status=404)
+    tour.call(admin_client, "get", "/api/v1/images/", status=200)
+    tour.call(admin_client, "get", f"/api/v1/images/{v1.pk}/", status=200)
+    tour.call(admin_client, "get", "/api/v1/nodes/", query={"host": str(host.pk), "protocol": "ethereum"}, status=200)
+    tour.call(admin_client, "get", "/api/v1/nodes/", query={"host_id": str(host.pk)}, status=400)
+    tour.call(admin_client, "get", "/api/v1/nodes/", query={"cursor": "bogus"}, status=400)
+    tour.call(admin_client, "get", f"/api/v1/nodes/{node.pk}/", status=200)
+    tour.call(anonymous, "get", "/api/v1/nodes/", status=401)
+
+    # Upgrades: every kind of dry run, then applied, then refused.
+    upgrade = f"/api/v1/nodes/{node.pk}/upgrade/"
+    huge = ImageFactory(protocol="ethereum", min_memory_bytes=100 * GiB)
+    past_64_bits = ImageFactory(protocol="ethereum", min_memory_bytes=BIGINT_MAX)
+    ImagePropertyFactory(image=past_64_bits, key="archive", default_value="off", add_memory_bytes=1)
+    broken = ImageFactory(protocol="ethereum")
+    Image.objects.filter(pk=broken.pk).update(min_disk_bytes=-5)
+    for target in (v2, huge, btc, past_64_bits, broken, v1):
+        tour.call(admin_client, "post", upgrade, {"image_id": str(target.pk), "dry_run": True}, status=200)
+    tour.call(as_role("upgrader"), "post", upgrade, {"image_id": str(v2.pk), "force": True}, status=403)
+    tour.call(admin_client, "post", upgrade, {"image_id": str(v2.pk), "colour": "blue"}, status=400)
+    tour.call(admin_client, "post", upgrade, {"image_id": str(btc.pk)}, status=422)
+    tour.call(admin_client, "post", upgrade, {"image_id": str(huge.pk)}, status=409)
+    tour.call(admin_client, "post", upgrade, {"image_id": str(v2.pk)}, status=200)
+    tour.call(admin_client, "post", f"/api/v1/nodes/{missing}/upgrade/", {"image_id": str(v2.pk)}, status=404)
+
+    # Create and delete.
+    created = {"name": "tour-1", "host_id": str(host.pk), "image_id": str(v1.pk), "properties": {"archive": "off"}}
+    tour.call(admin_client, "post", "/api/v1/nodes/", created, status=201)
+    tour.call(admin_client, "post", "/api/v1/nodes/", created, status=400)  # the name is taken
+    tour.call(
+        admin_client,
+        "post",
+        "/api/v1/nodes/",
+        {**created, "name": "t2", "image_id": str(huge.pk), "properties": {}},
+        status=409,
+    )
+    tour.call(admin_client, "post", "/api/v1/nodes/", {**created, "name": "t3", "host_id": missing}, status=404)
+    tour.call(as_role("reader"), "delete", f"/api/v1/nodes/{other.pk}/", status=403)
+    tour.call(admin_client, "delete", f"/api/v1/nodes/{other.pk}/", status=204)
+    tour.call(admin_client, "delete", f"/api/v1/nodes/{other.pk}/", status=404)
+
+    # The host's agent (§9): poll, ack and report the upgrade applied above; their refusals.
+    agent = APIClient()
+    agent.credentials(HTTP_AUTHORIZATION=f"Bearer {agent_token_issue(host=host)}")
+    upgrade_command = Command.objects.get(node_id=node.pk, status="pending")
+    commands = "/api/v1/agent/commands/"
+    tour.call(agent, "get", commands, status=200)
+    tour.call(anonymous, "get", commands, status=401)
+    tour.call(admin_client, "get", commands, status=401)
+    tour.call(agent, "post", f"{commands}{upgrade_command.pk}/ack/", status=200)
+    tour.call(agent, "post", f"{commands}999999999/ack/", status=404)
+    result = f"{commands}{upgrade_command.pk}/result/"
+    tour.call(agent, "post", result, {"outcome": "retry_later"}, status=400)
+    tour.call(agent, "post", result, {"outcome": "succeeded", "message": "done"}, status=200)
+    tour.call(agent, "post", result, {"outcome": "failed"}, status=409)
+
+    # Support cancels the open create of the node made above.
+    create_command = Command.objects.get(node_id=Node.objects.get(name="tour-1").pk, status="pending")
+    cancel = f"/api/v1/commands/{create_command.pk}/cancel/"
+    canceller = token_client(UserFactory(permissions=["nodes.cancel_command"]))
+    tour.call(as_role("reader"), "post", cancel, status=403)
+    tour.call(canceller, "post", cancel, status=200)
+    tour.call(canceller, "post", cancel, status=409)
+    tour.call(canceller, "post", "/api/v1/commands/999999999/cancel/", status=404)
+
+    assert tour.succeeded == tour.operations, (
+        f"operations no request of this tour answered with a success: {sorted(tour.operations - tour.succeeded)} — "
+        "add one (and its refusals) to the tour"
+    )
