@@ -285,6 +285,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Choice sets of the same field name in several components, named after their model.
+    "ENUM_NAME_OVERRIDES": {
+        "RolloutNodeStatusEnum": "nodes.rollouts.models.RolloutNodeStatus",
+        "RolloutStateEnum": "nodes.rollouts.models.RolloutState",
+        "CommandStatusEnum": "nodes.models.CommandStatus",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "config.openapi.refuse_unknown_request_fields",

@@ -3,6 +3,7 @@ batches, a per-host table, the control buttons, why it stopped), and "Roll out t
 images (selection → plan → confirm). Each page runs a constant number of queries; every change
 goes through the rollout services."""
 
+import uuid
 from functools import partial
 
 from django import forms
@@ -10,7 +11,6 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
 from django.http import HttpResponseRedirect
-from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
@@ -107,12 +107,12 @@ class RolloutAdmin(admin.ModelAdmin):
         view = self.admin_site.admin_view
         return [
             path(
-                "<uuid:rollout_id>/control/<str:action>/",
+                "<str:rollout_id>/control/<str:action>/",
                 view(partial(control_view, model_admin=self)),
                 name="nodes_rollout_control",
             ),
             path(
-                "image/<uuid:image_id>/",
+                "image/<str:image_id>/",
                 view(partial(image_rollout_view, model_admin=self)),
                 name="nodes_rollout_image",
             ),
@@ -122,7 +122,9 @@ class RolloutAdmin(admin.ModelAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         if not self.has_view_permission(request):
             raise PermissionDenied
-        rollout = get_object_or_404(Rollout.objects.select_related("image", "creator"), pk=object_id)
+        rollout = _found(Rollout.objects.select_related("image", "creator"), object_id)
+        if rollout is None:  # as the admin does for a missing object: back to the index, with a message
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
         rows = RolloutNode.objects.filter(rollout=rollout).order_by()
         batches = list(rows.exclude(batch=0).values("batch").annotate(**_status_counts()).order_by("batch"))
         hosts = list(rows.values("host_name").annotate(**_status_counts()).order_by("host_name"))
@@ -148,6 +150,14 @@ class RolloutAdmin(admin.ModelAdmin):
             "failures": sum(counts[status] for status in FAILURE_STATUSES),
         }
         return TemplateResponse(request, "admin/nodes/rollout/detail.html", context)
+
+
+def _found(queryset, pk):
+    """The row with this pk, or None (also for a malformed pk)."""
+    try:
+        return queryset.filter(pk=uuid.UUID(str(pk))).first()
+    except ValueError:
+        return None
 
 
 def _status_counts() -> dict:
@@ -209,7 +219,10 @@ def image_rollout_view(request, image_id, *, model_admin):
     user = request.user
     if not (user.has_perm("nodes.add_rollout") and user.has_perm("nodes.upgrade_node")):
         raise PermissionDenied
-    image = get_object_or_404(Image, pk=image_id)
+    image = _found(Image.objects.all(), image_id)
+    if image is None:
+        model_admin.message_user(request, f"No image with id {image_id}.", messages.WARNING)
+        return HttpResponseRedirect(reverse("admin:nodes_image_changelist"))
     may_start = user.has_perm("nodes.change_rollout")
     form = RolloutForm(request.POST or None, image=image, may_start=may_start)
     plan = None

@@ -2,7 +2,7 @@
 reads in a constant number of queries (the counts of a page's rollouts in one grouped query)."""
 
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import IsAuthenticated
@@ -181,7 +181,7 @@ class PlannedNodeSerializer(serializers.Serializer):
     host_id = serializers.UUIDField()
     host_name = serializers.CharField()
     batch = serializers.IntegerField(help_text="0: skipped, in no batch.")
-    status = serializers.ChoiceField(choices=[RolloutNodeStatus.PENDING, RolloutNodeStatus.SKIPPED])
+    status = serializers.ChoiceField(choices=RolloutNodeStatus.choices, help_text="pending or skipped in a plan.")
     reason = serializers.CharField()
     old = ResourcesSerializer()
     new = ResourcesSerializer()
@@ -304,6 +304,11 @@ class RolloutViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
 
     @extend_schema(
         summary="The rollout's nodes: batch, status, reason",
+        # drf-spectacular documents pagination only on list actions: named here.
+        parameters=[
+            OpenApiParameter("cursor", str, description="The pagination cursor value."),
+            OpenApiParameter("page_size", int, description="Number of results to return per page (1 to 1000)."),
+        ],
         responses={200: RolloutNodeSerializer(many=True), **problems(400, 401, 403, 404, 503)},
     )
     @action(detail=True, methods=["get"], pagination_class=RolloutNodePagination)
