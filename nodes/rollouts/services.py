@@ -332,7 +332,8 @@ def _share_lock(rollout_id) -> Rollout | None:
     while a pause, abort or batch decision (FOR NO KEY UPDATE) waits for them and they for it."""
     suffix = " FOR SHARE" if connection.features.has_select_for_update else ""
     table = connection.ops.quote_name(Rollout._meta.db_table)
-    rows = Rollout.objects.raw(f"SELECT * FROM {table} WHERE id = %s{suffix}", [str(rollout_id)])
+    pk = Rollout._meta.pk.get_db_prep_value(uuid.UUID(str(rollout_id)), connection)  # SQLite: hex
+    rows = Rollout.objects.raw(f"SELECT * FROM {table} WHERE id = %s{suffix}", [pk])
     return next(iter(rows), None)
 
 
