@@ -43,6 +43,7 @@ bench: venv
 	$(BIN)/python -u bench/upgrade_throughput.py
 	$(BIN)/python -u bench/http_throughput.py
 	$(BIN)/python -u bench/fleet_size.py
+	$(BIN)/python -u bench/auth_cost.py
 	$(BIN)/python -u bench/rollout_throughput.py
 
 ## Known vulnerabilities in the installed dependencies (pip-audit, PyPI's data). Exit 0 clean,

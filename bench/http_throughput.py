@@ -117,11 +117,12 @@ def main():
     url = ensure_fleet(args.database, args.hosts, args.nodes_per_host)
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Permission
-    from rest_framework.authtoken.models import Token
+
+    from tokens.services import token_create
 
     user, _ = get_user_model().objects.get_or_create(username="bench-http")
     user.user_permissions.add(Permission.objects.get(codename="upgrade_node"))
-    token = Token.objects.get_or_create(user=user)[0].key
+    token = token_create(user=user, name="bench-http")[1]
 
     plan = load_plan(args.workers, args.sample)
     service = run_phase("service", url, args.workers, args.seconds, plan)

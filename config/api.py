@@ -1,14 +1,12 @@
 """The REST API's plumbing, shared by every endpoint: strict JSON parsing, content negotiation,
-token authentication, cursor pagination and OPTIONS metadata. Named in settings.REST_FRAMEWORK,
-so nothing here may import DRF's views (they import these classes)."""
+cursor pagination and OPTIONS metadata. Named in settings.REST_FRAMEWORK, so nothing here may
+import DRF's views (they import these classes)."""
 
 import json
-import re
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
-from rest_framework.authentication import TokenAuthentication
-from rest_framework.exceptions import AuthenticationFailed, NotAcceptable, NotFound, ParseError, ValidationError
+from rest_framework.exceptions import NotAcceptable, NotFound, ParseError, ValidationError
 from rest_framework.metadata import SimpleMetadata
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.pagination import CursorPagination
@@ -81,18 +79,6 @@ class DescriptiveMetadata(SimpleMetadata):
 
     def determine_actions(self, request, view):
         return {}
-
-
-_TOKEN_KEY = re.compile(r"[0-9a-f]{40}")
-
-
-class StrictTokenAuthentication(TokenAuthentication):
-    """DRF authtoken, refusing a malformed key before it reaches the database."""
-
-    def authenticate_credentials(self, key):
-        if not _TOKEN_KEY.fullmatch(key):
-            raise AuthenticationFailed("Invalid token.")
-        return super().authenticate_credentials(key)
 
 
 class StrictCursorPagination(CursorPagination):

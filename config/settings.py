@@ -5,6 +5,7 @@ from pathlib import Path
 
 import environ
 from csp.constants import NONCE, NONE, SELF
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -26,7 +27,6 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_totp",
     "hosts",
     "nodes",
+    "tokens",
     # After nodes: nodes' `db_worker` (recovery, then the library's worker) overrides theirs.
     "django_tasks",
     "django_tasks_db",
@@ -117,6 +118,9 @@ AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_RESET_ON_SUCCESS = True
 AXES_ENABLE_ACCESS_FAILURE_LOG = True  # every failure, kept for the admin (Axes > Access failures)
 AXES_LOCKOUT_TEMPLATE = "admin/nf_locked_out.html"
+# The client address as the API sees it: NUM_PROXIES (below) says how many X-Forwarded-For
+# entries to trust, so a client behind the proxy is locked out, not the proxy.
+AXES_CLIENT_IP_CALLABLE = "tokens.failures.client_ip"
 AXES_VERBOSE = False  # config.logins logs every failure and lockout (with the request id)
 # Time-based one-time passwords (django-otp): staff who enrolled a device give its code at
 # login; with ADMIN_REQUIRE_2FA, a superuser without a verified device is refused the admin.
@@ -252,11 +256,21 @@ AGENT_SEEN_INTERVAL = env.int("AGENT_SEEN_INTERVAL", default=60)
 # under DEBUG to loopback requests that no proxy forwarded (config.metrics).
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
+# User API tokens (tokens app): seconds a new token lives (default 30 days; `manage.py api_token
+# --no-expiry` makes one that never expires). Failed authentications per client address before
+# 429 (DRF rate: "20/min"; empty: no limit), counted in CACHES["default"]. NUM_PROXIES: how many
+# proxies in front append to X-Forwarded-For (0: the header is ignored; the address is the peer's).
+API_TOKEN_TTL = env.int("API_TOKEN_TTL", default=30 * 24 * 3600)
+if API_TOKEN_TTL <= 0:
+    raise ImproperlyConfigured("API_TOKEN_TTL must be a positive number of seconds.")
+API_AUTH_FAILURE_RATE = env.str("API_AUTH_FAILURE_RATE", default="20/min")
+NUM_PROXIES = env.int("NUM_PROXIES", default=0)
+
 # REST API (/api/v1/): token first (so a request without credentials gets 401), strict JSON,
 # cursor pagination, every error as problem details (config.exceptions).
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "config.api.StrictTokenAuthentication",
+        "tokens.authentication.UserTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -271,6 +285,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "config.exceptions.problem_exception_handler",
     # ASCII-escaped JSON: text the API echoes back (an unknown key) can never fail to encode.
     "UNICODE_JSON": False,
+    "NUM_PROXIES": NUM_PROXIES,
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 

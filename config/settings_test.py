@@ -9,6 +9,7 @@ os.environ.setdefault("SESSION_COOKIE_SECURE", "false")
 os.environ.setdefault("CSRF_COOKIE_SECURE", "false")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
 os.environ.setdefault("API_WRITE_THROTTLE_RATE", "")  # tests/api/test_throttling.py sets its own
+os.environ.setdefault("API_AUTH_FAILURE_RATE", "")  # tests/api/test_tokens.py sets its own
 
 from config.settings import *  # noqa: F403
 

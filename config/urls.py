@@ -14,6 +14,7 @@ urlpatterns = [
     # The split view serves Swagger UI's setup script as a file: no inline script, so the CSP holds.
     path("api/v1/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/agent/", include("nodes.agent.urls")),
+    path("api/v1/auth/", include("tokens.urls")),
     path("api/v1/", include("nodes.api.urls")),
     path("metrics", metrics_view, name="metrics"),
     # Any other /api/ path, in any casing or with doubled slashes (`//api/`, `/API/`): problem

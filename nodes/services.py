@@ -335,16 +335,20 @@ def node_upgrade(*, node_id, image_id, force: bool = False, actor=None, source: 
     an open `node_create`, refuses the upgrade with `node_busy`."""
 
     def work() -> UpgradeOutcome:
-        with timed(LOCK_WAIT_SECONDS):
-            node, old, new, command = _node_and_images(node_id, image_id, lock=True)  # node, then host
-        outcome = _upgrade_outcome(node, old, new, command, force=force)
-        if outcome.error:
-            raise outcome.error
-        if outcome.superseded is not None and not _supersede(outcome.superseded):
-            # Its agent acked it since we read it (an ack takes no node lock). Read again, under
-            # the lock we hold: the command is `acked` now, so the upgrade is refused.
-            node, old, new, command = _node_and_images(node_id, image_id, lock=True)
-            raise busy_refusal(node, command) or Busy("The node's command changed while it was read; try again.")
+        # A `pending` command read here may have changed: superseded by an upgrade this one waited
+        # for (a stale read), or acked since (an ack takes no node lock). Its conditional
+        # supersede then fails and the node is read again, under the lock already held. Each
+        # retry follows a change that happens once, so the third read is final.
+        for _read in range(3):
+            with timed(LOCK_WAIT_SECONDS):
+                node, old, new, command = _node_and_images(node_id, image_id, lock=True)  # node, then host
+            outcome = _upgrade_outcome(node, old, new, command, force=force)
+            if outcome.error:
+                raise outcome.error
+            if outcome.superseded is None or _supersede(outcome.superseded):
+                break
+        else:
+            raise Busy("The node's command kept changing while it was read; try again.")
         payload = _upgrade_payload(outcome, node)
         node_state_transition(node, NodeState.UPGRADING)
         host = host_counters_write(host=node.host, check=outcome.counters)  # outcome.host: the same counters

@@ -1,5 +1,5 @@
-"""Who may call what: reads need a signed-in user, each write its model permission, and
-`force` the host permission to place past capacity."""
+"""Who may call what: reads need the model's view (or change) permission, as the admin asks;
+each write its model permission; `force` the host permission to place past capacity."""
 
 from rest_framework.permissions import BasePermission
 
@@ -19,6 +19,19 @@ def model_permission(perm: str) -> type[BasePermission]:
 
     HasModelPermission.__name__ = f"Has_{perm.replace('.', '_')}"
     return HasModelPermission
+
+
+class ModelReadPermission(BasePermission):
+    """Reads of the view's model need `<app>.view_<model>` or `<app>.change_<model>`, as the
+    admin's has_view_permission does (anonymous: 401, by IsAuthenticated before it)."""
+
+    def has_permission(self, request, view):
+        opts = view.get_queryset().model._meta
+        view_perm, change_perm = (f"{opts.app_label}.{action}_{opts.model_name}" for action in ("view", "change"))
+        if request.user.has_perm(view_perm) or request.user.has_perm(change_perm):
+            return True
+        self.message = f"You need the {view_perm} permission."
+        return False
 
 
 def check_force(user, *, force: bool) -> None:

@@ -15,7 +15,7 @@ from config.openapi import problems
 from hosts.models import Host, Source
 from nodes.agent.serializers import CommandSerializer, EmptyBodySerializer
 from nodes.api.filters import NodeFilter
-from nodes.api.permissions import check_force, model_permission
+from nodes.api.permissions import ModelReadPermission, check_force, model_permission
 from nodes.api.serializers import (
     HostSerializer,
     ImageSerializer,
@@ -31,8 +31,8 @@ from nodes.models import Image, Node
 from nodes.rollouts.auto import nodes_auto_upgrade_set
 from nodes.services import node_create, node_delete, node_upgrade, node_upgrade_plan
 
-DETAIL_ERRORS = problems(400, 401, 404, 503)
-LIST_ERRORS = problems(400, 401, 503)
+DETAIL_ERRORS = problems(400, 401, 403, 404, 503)
+LIST_ERRORS = problems(400, 401, 403, 503)
 
 
 class ByProtocolPagination(StrictCursorPagination):
@@ -43,7 +43,7 @@ class FleetReadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     """List (cursor-paginated) and detail by id; a missing id is `not_found` in the services' words."""
 
     lookup_value_converter = "uuid"
-    permission_classes = [IsAuthenticated]
+    permission_classes = [IsAuthenticated, ModelReadPermission]
     pagination_class = StrictCursorPagination  # by name
     noun: str
 

@@ -6,27 +6,31 @@ from contextlib import contextmanager
 
 import pytest
 from django.db import connection
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from tests.factories import GiB, HostFactory, ImageFactory, ImagePropertyFactory, UserFactory, place_node
 from tests.support import fleet_snapshot as snapshot  # noqa: F401 (the API tests' name)
+from tokens.services import token_create
 
 PROBLEM = "application/problem+json"
 
+#: What a reader holds: the view permissions of the three models the API reads (§5).
+READ_PERMISSIONS = ["hosts.view_host", "nodes.view_image", "nodes.view_node"]
+
 #: The permission matrix of §5: who may read, write, upgrade and force.
 ROLES = {
-    "reader": [],
-    "upgrader": ["nodes.upgrade_node"],
-    "overcommitter": ["nodes.upgrade_node", "hosts.overcommit_host"],
-    "operator": ["nodes.add_node", "nodes.delete_node", "nodes.upgrade_node"],
-    "admin": ["nodes.add_node", "nodes.delete_node", "nodes.upgrade_node", "hosts.overcommit_host"],
+    "nobody": [],
+    "reader": READ_PERMISSIONS,
+    "upgrader": [*READ_PERMISSIONS, "nodes.upgrade_node"],
+    "overcommitter": [*READ_PERMISSIONS, "nodes.upgrade_node", "hosts.overcommit_host"],
+    "operator": [*READ_PERMISSIONS, "nodes.add_node", "nodes.delete_node", "nodes.upgrade_node"],
+    "admin": [*READ_PERMISSIONS, "nodes.add_node", "nodes.delete_node", "nodes.upgrade_node", "hosts.overcommit_host"],
 }
 
 
 def token_client(user) -> APIClient:
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token_create(user=user)[1]}")
     return client
 
 

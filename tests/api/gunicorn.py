@@ -47,10 +47,17 @@ def _wait_healthy(base_url: str, process: subprocess.Popen, timeout: float) -> N
 
 
 @contextmanager
-def gunicorn(*, workers: int, log: Path, settings_module: str = "config.settings") -> Iterator[str]:
-    """Runs `gunicorn config.wsgi` with `workers` workers; yields its base URL. Pages that
-    render the admin's HTML need `settings_module="config.settings_test"`: production's
-    static storage wants a collectstatic manifest, and the test users' passwords the fast hasher."""
+def gunicorn(
+    *,
+    workers: int,
+    log: Path,
+    settings_module: str = "config.settings",
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[str]:
+    """Runs `gunicorn config.wsgi` with `workers` workers (and these environment variables on
+    top of the defaults below); yields its base URL. Pages that render the admin's HTML need
+    `settings_module="config.settings_test"`: production's static storage wants a collectstatic
+    manifest, and the test users' passwords the fast hasher."""
     port = free_port()
     metrics_dir = log.parent / "metrics"  # config/gunicorn.py's workers share their metrics there
     metrics_dir.mkdir(exist_ok=True)
@@ -65,6 +72,7 @@ def gunicorn(*, workers: int, log: Path, settings_module: str = "config.settings
         "LOG_LEVEL": "WARNING",
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
         "API_WRITE_THROTTLE_RATE": "",  # tests of concurrency send many writes as one user
+        **(extra_env or {}),
     }
     command = [
         sys.executable,

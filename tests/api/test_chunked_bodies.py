@@ -8,12 +8,12 @@ import socket
 from urllib.parse import urlsplit
 
 import pytest
-from rest_framework.authtoken.models import Token
 
 from nodes.models import Node
 from tests.api.conftest import assert_problem, snapshot
 from tests.api.gunicorn import gunicorn
 from tests.factories import UserFactory
+from tokens.services import token_create
 
 
 def chunked(client, path: str, body: bytes, *, terminated: bool):
@@ -74,7 +74,7 @@ def _dechunk(body: bytes) -> bytes:
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_chunked_bodies_under_gunicorn(tmp_path, fleet):
-    token = Token.objects.create(user=UserFactory(permissions=["nodes.add_node", "nodes.upgrade_node"])).key
+    token = token_create(user=UserFactory(permissions=["nodes.add_node", "nodes.upgrade_node"]))[1]
     headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
 
     def post(base_url, path, chunks):

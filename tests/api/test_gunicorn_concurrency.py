@@ -10,12 +10,12 @@ import urllib.request
 from collections import Counter
 
 import pytest
-from rest_framework.authtoken.models import Token
 
 from nodes.models import Command, NodeLog
 from tests.api.gunicorn import gunicorn
 from tests.factories import HostFactory, ImageFactory, UserFactory, place_node
 from tests.invariants import assert_counters_exact
+from tokens.services import token_create
 
 CLIENTS = 16
 REQUESTS_PER_CLIENT = 32  # 512 in all
@@ -42,7 +42,7 @@ def test_sixteen_clients_upgrading_under_four_gunicorn_workers_keep_counters_exa
     host = HostFactory(cpu_cores=64)
     images = [ImageFactory(protocol="ethereum", min_cpu_cores=cores) for cores in (2, 6, 12)]
     nodes = [str(place_node(host=host, image=images[i % 2]).pk) for i in range(8)]
-    token = Token.objects.create(user=UserFactory(permissions=["nodes.upgrade_node"])).key
+    token = token_create(user=UserFactory(permissions=["nodes.upgrade_node"]))[1]
     logs_before, commands_before = NodeLog.objects.count(), Command.objects.count()
     answers, codes, failures = Counter(), Counter(), []
 

@@ -1,11 +1,12 @@
-"""The permission matrix: anonymous, signed in without permission, with nodes.upgrade_node, with
-hosts.overcommit_host — for every endpoint; refusals leave everything as it was."""
+"""The permission matrix: anonymous, signed in without permission, with the view permissions,
+with nodes.upgrade_node, with hosts.overcommit_host — for every endpoint; refusals leave
+everything as it was."""
 
 import pytest
 from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
-from tests.api.conftest import assert_problem, snapshot
+from tests.api.conftest import assert_problem, snapshot, token_client
 from tests.factories import ImageFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -48,6 +49,7 @@ WRITES = ["create", "create-force", "delete", "upgrade", "plan", "upgrade-force"
 
 #: role -> the requests it may make (any other: 403 signed in, 401 anonymous).
 ALLOWED = {
+    "nobody": [],
     "reader": READS,
     "upgrader": [*READS, "upgrade", "plan"],
     "overcommitter": [*READS, "upgrade", "plan", "upgrade-force", "plan-force"],
@@ -83,12 +85,13 @@ def test_anonymous_gets_401_with_a_token_challenge_everywhere(fleet, name):
     response = call(APIClient(), fleet, name)
 
     assert_problem(response, 401, "not_authenticated")
-    assert response["WWW-Authenticate"] == "Token"
+    assert response["WWW-Authenticate"] == "Token, Bearer"
     assert snapshot() == before
 
 
 @pytest.mark.parametrize(
-    "header", ["Token 0123456789abcdef0123456789abcdef01234567", "Token \x00", "Token", "Bearer x"]
+    "header",
+    ["Token 0123456789abcdef0123456789abcdef01234567", "Token \x00", "Token", "Bearer x", "Bearer nfu_" + "A" * 43],
 )
 def test_a_bad_token_is_401(fleet, header):
     client = APIClient()
@@ -96,11 +99,29 @@ def test_a_bad_token_is_401(fleet, header):
 
     response = client.get("/api/v1/nodes/")
 
-    if header.startswith("Bearer"):  # not our scheme: no credentials at all
-        assert_problem(response, 401, "not_authenticated")
-    else:
-        body = assert_problem(response, 401, "not_authenticated")
-        assert "token" in body["detail"].lower()
+    body = assert_problem(response, 401, "not_authenticated")
+    assert "token" in body["detail"].lower()
+
+
+@pytest.mark.parametrize(
+    "role, name",
+    [("nobody", "hosts"), ("nobody", "node"), ("upgrader-without-view", "nodes"), ("upgrader-without-view", "image")],
+)
+def test_reads_without_the_view_permission_are_403_naming_it(fleet, role, name):
+    permissions = {"nobody": [], "upgrader-without-view": ["nodes.upgrade_node"]}[role]
+    client = token_client(UserFactory(permissions=permissions))
+
+    body = assert_problem(call(client, fleet, name), 403, "permission_denied")
+
+    model = {"hosts": "hosts.view_host", "node": "nodes.view_node", "nodes": "nodes.view_node"}
+    assert model.get(name, "nodes.view_image") in body["detail"]
+
+
+def test_the_change_permission_reads_too_as_in_the_admin(fleet):
+    client = token_client(UserFactory(permissions=["hosts.change_host", "nodes.change_node", "nodes.change_image"]))
+
+    for name in READS:
+        assert call(client, fleet, name).status_code == 200, name
 
 
 def test_an_inactive_users_token_is_401(as_role, fleet):
@@ -127,7 +148,7 @@ def test_force_without_overcommit_is_403_even_when_the_change_fits(as_role, flee
 
 
 def test_session_authentication_reads_and_needs_csrf_to_write(fleet):
-    user = UserFactory(permissions=["nodes.upgrade_node"])
+    user = UserFactory(permissions=["nodes.view_node", "nodes.upgrade_node"])
     client = APIClient(enforce_csrf_checks=True)
     client.force_login(user)
     before = snapshot()

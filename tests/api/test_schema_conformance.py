@@ -75,6 +75,7 @@ def test_every_operation_answers_what_the_served_schema_says(client, admin_clien
     tour.call(admin_client, "get", "/api/v1/nodes/", query={"cursor": "bogus"}, status=400)
     tour.call(admin_client, "get", f"/api/v1/nodes/{node.pk}/", status=200)
     tour.call(anonymous, "get", "/api/v1/nodes/", status=401)
+    tour.call(as_role("nobody"), "get", "/api/v1/hosts/", status=403)  # no hosts.view_host
 
     # Upgrades: every kind of dry run, then applied, then refused.
     upgrade = f"/api/v1/nodes/{node.pk}/upgrade/"
@@ -163,6 +164,17 @@ def test_every_operation_answers_what_the_served_schema_says(client, admin_clien
     tour.call(roller, "post", f"{rollouts}{rollout}/resume/", {}, status=200)
     tour.call(roller, "post", f"{rollouts}{rollout}/abort/", status=200)
     tour.call(as_role("reader"), "get", rollouts, status=403)
+
+    # The caller's own API tokens: make, list, revoke one, revoke all, and their refusals.
+    me = as_role("reader")
+    made = tour.call(me, "post", "/api/v1/auth/tokens/", {"name": "tour"}, status=201).json()
+    tour.call(me, "post", "/api/v1/auth/tokens/", {"ttl": 1}, status=400)
+    tour.call(me, "get", "/api/v1/auth/tokens/", status=200)
+    tour.call(me, "delete", f"/api/v1/auth/tokens/{missing}/", status=404)
+    tour.call(me, "delete", f"/api/v1/auth/tokens/{made['id']}/", status=204)
+    tour.call(anonymous, "get", "/api/v1/auth/tokens/", status=401)
+    tour.call(me, "post", "/api/v1/auth/tokens/revoke-all/", status=200)
+    tour.call(me, "get", "/api/v1/auth/tokens/", status=401)
 
     assert tour.succeeded == tour.operations, (
         f"operations no request of this tour answered with a success: {sorted(tour.operations - tour.succeeded)} — "

@@ -3,9 +3,9 @@
 import pytest
 from django.test import Client
 from django.urls import reverse
-from rest_framework.authtoken.models import Token
 
 from tests.factories import UserFactory
+from tokens.services import token_create
 
 pytestmark = pytest.mark.django_db
 
@@ -18,7 +18,7 @@ def directives(response) -> dict[str, list[str]]:
 def pages():
     staff = Client()
     staff.force_login(UserFactory(is_staff=True, is_superuser=True))
-    api = Client(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=UserFactory()).key}")
+    api = Client(HTTP_AUTHORIZATION=f"Token {token_create(user=UserFactory(permissions=['hosts.view_host']))[1]}")
     return {
         "admin login": Client().get(reverse("admin:login")),
         "admin list": staff.get(reverse("admin:hosts_host_changelist")),

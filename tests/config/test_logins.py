@@ -95,6 +95,23 @@ def test_an_address_is_locked_for_every_username():
     assert log_in(browser("192.0.2.10"), "ops").status_code == 302  # another address: in
 
 
+def test_behind_a_proxy_the_lockout_counts_the_forwarded_client_not_the_proxy(settings):
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}  # NUM_PROXIES=1: one proxy in front
+    proxy = "10.0.0.1"
+    for number in range(5):
+        log_in(browser(proxy), f"guess-{number}", "wrong", HTTP_X_FORWARDED_FOR="203.0.113.5")
+    UserFactory(username="ops", is_staff=True)
+    assert log_in(browser(proxy), "ops", HTTP_X_FORWARDED_FOR="203.0.113.5").status_code == 429
+    assert log_in(browser(proxy), "ops", HTTP_X_FORWARDED_FOR="203.0.113.6").status_code == 302
+
+
+def test_without_a_proxy_setting_a_forwarded_address_is_ignored():
+    for number in range(5):
+        log_in(browser("192.0.2.9"), f"guess-{number}", "wrong", HTTP_X_FORWARDED_FOR=f"203.0.113.{number}")
+    UserFactory(username="ops", is_staff=True)
+    assert log_in(browser("192.0.2.9"), "ops", HTTP_X_FORWARDED_FOR="203.0.113.99").status_code == 429
+
+
 def test_failures_below_the_limit_are_forgotten_on_success():
     UserFactory(username="ops", is_staff=True)
     client = browser()

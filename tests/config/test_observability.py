@@ -8,7 +8,6 @@ from types import SimpleNamespace
 
 import pytest
 from prometheus_client import REGISTRY
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from config.errors import AlreadyOnImage
@@ -16,6 +15,7 @@ from config.logging import JsonFormatter, RequestIdFilter
 from hosts.audit_record import audit_run_record
 from nodes.services import node_upgrade
 from tests.factories import HostFactory, ImageFactory, UserFactory, place_node
+from tokens.services import token_create
 
 pytestmark = pytest.mark.django_db
 
@@ -152,7 +152,7 @@ def test_an_upgrade_through_the_api_logs_one_json_line_with_its_request_id(json_
     target = ImageFactory(protocol="ethereum", version="2", min_cpu_cores=5)
     user = UserFactory(username="ops", permissions=["nodes.upgrade_node"])
     api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token_create(user=user)[1]}")
 
     answer = api.post(
         f"/api/v1/nodes/{node.pk}/upgrade/", {"image_id": str(target.pk)}, format="json", HTTP_X_REQUEST_ID="req-42"

@@ -5,10 +5,11 @@ deadlock escaping the retry, and a node's state agreeing with its open command."
 import contextlib
 import random
 import threading
+import time
 import uuid
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from config.errors import AlreadyOnImage, CommandClosed, InvalidState, NodeBusy, NotFound
 from nodes import services
@@ -164,4 +165,49 @@ def test_a_result_racing_a_new_upgrade_of_the_same_node_either_closes_or_is_supe
 
     assert in_threads(2, work) == []
     assert len(outcomes) == 10
+    assert_lifecycle_consistent()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_upgrade_that_waited_while_its_pending_command_was_replaced_supersedes_the_new_one():
+    """Upgrade C reads the node's pending command, then waits for the node's lock while another
+    transaction upgrades the node twice (superseding that command, then its successor) and ends
+    on the image C's read already had. C's read is stale in a way its state check cannot see: its
+    conditional supersede finds the command closed, and C reads again under the lock."""
+    host = HostFactory(cpu_cores=10_000, memory_bytes=10_000 * GiB, disk_bytes=100_000 * GiB)
+    start, middle, other, target = [ImageFactory(min_cpu_cores=c) for c in (1, 2, 3, 4)]
+    node = place_node(host=host, image=start)
+    node_upgrade(node_id=node.pk, image_id=middle.pk)  # C1 pending: start -> middle
+    first = Command.objects.get(node_id=node.pk, status="pending")
+    locked, errors = threading.Event(), []
+
+    def other_transaction():
+        try:
+            with transaction.atomic():
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT 1 FROM nodes_node WHERE id = %s FOR NO KEY UPDATE", [node.pk])
+                    locked.set()
+                    for _ in range(500):  # until upgrade C waits for the node's lock
+                        cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+                        if cursor.fetchone()[0]:
+                            break
+                        time.sleep(0.01)
+                node_upgrade(node_id=node.pk, image_id=other.pk)  # supersedes C1
+                node_upgrade(node_id=node.pk, image_id=middle.pk)  # supersedes C2: back on `middle`
+        except Exception as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=other_transaction)
+    thread.start()
+    assert locked.wait(10)
+    node_upgrade(node_id=node.pk, image_id=target.pk)  # upgrade C
+    thread.join(10)
+
+    assert errors == []
+    commands = list(Command.objects.filter(node_id=node.pk, kind="node_upgrade").order_by("id"))
+    assert [c.status for c in commands] == ["superseded", "superseded", "superseded", "pending"]
+    assert commands[-1].payload["from"] == first.payload["from"]  # what the host still runs: `start`
+    assert commands[-1].payload["to"]["image_id"] == str(target.pk)
     assert_lifecycle_consistent()
