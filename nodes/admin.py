@@ -32,7 +32,7 @@ from nodes.admin_views import fleet_audit_view
 from nodes.bulk import MAX_NODES, nodes_delete, nodes_upgrade, nodes_upgrade_plan
 from nodes.models import IMAGE_IN_USE, Command, Image, ImageProperty, Node, NodeLog
 from nodes.resources import Resources
-from nodes.rollouts.auto import rollout_auto_create
+from nodes.rollouts.auto import nodes_auto_upgrade_set, rollout_auto_create
 from nodes.services import node_create, node_delete
 
 #: Log entries a node's page shows (the node log lists them all).
@@ -201,10 +201,10 @@ class NodeAdmin(LargeTableAdmin):
     search_help_text = "Node name (or part of it), or a node id."
     # Only the name has an index fit for sorting a million rows page by page.
     sortable_by = ["name"]
-    actions = ["upgrade_selected", "delete_selected"]
+    actions = ["upgrade_selected", "auto_upgrade_on", "auto_upgrade_off", "delete_selected"]
 
     fieldsets = [
-        (None, {"fields": ["name", "host_link", "image", "state", "config"]}),
+        (None, {"fields": ["name", "host_link", "image", "state", "auto_upgrade", "config"]}),
         ("Allocation", {"fields": ["cpu", "memory", "disk"]}),
         ("History", {"fields": ["history"]}),
         ("Record", {"fields": ["id", "created_at", "updated_at"], "classes": ["collapse"]}),
@@ -306,6 +306,7 @@ class NodeAdmin(LargeTableAdmin):
                     image_id=data["image"].pk,
                     properties=data["properties"],
                     force=data.get("force", False),
+                    auto_upgrade=data.get("auto_upgrade", False),
                     actor=request.user,
                     source=Source.ADMIN,
                 )
@@ -342,6 +343,22 @@ class NodeAdmin(LargeTableAdmin):
 
     def delete_model(self, request, obj):
         node_delete(node_id=obj.pk, actor=request.user, source=Source.ADMIN)
+
+    @admin.action(permissions=["upgrade"], description="Turn auto-upgrade on")
+    def auto_upgrade_on(self, request, queryset):
+        self._auto_upgrade(request, queryset, True)
+
+    @admin.action(permissions=["upgrade"], description="Turn auto-upgrade off")
+    def auto_upgrade_off(self, request, queryset):
+        self._auto_upgrade(request, queryset, False)
+
+    def _auto_upgrade(self, request, queryset, value: bool):
+        """Sets the one field of a node changed in place (§10) on the selected nodes."""
+        node_ids = self._selection(request, queryset)
+        if node_ids is None:
+            return
+        changed = nodes_auto_upgrade_set(node_ids=node_ids, auto_upgrade=value)
+        self.message_user(request, f"Auto-upgrade {'on' if value else 'off'}: {changed} node(s) changed.")
 
     @admin.action(permissions=["delete"], description="Delete selected nodes")
     def delete_selected(self, request, queryset):

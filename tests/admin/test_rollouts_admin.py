@@ -116,3 +116,18 @@ def test_an_image_added_in_the_admin_rolls_out_to_auto_upgrade_nodes(fleet):
     assert rollout.auto and rollout.state == "planned"
     assert any("Auto-upgrade: rollout" in message for message in messages_of(response))
     assert set(rollout.nodes.values_list("node_name", flat=True)) == {"n1", "n2"}
+
+
+def test_auto_upgrade_is_set_at_create_and_by_the_node_actions(fleet):
+    client = client_for(staff("nodes.add_node", "nodes.upgrade_node"))
+    form = {"name": "new", "host": fleet["host"].pk, "image": fleet["v1"].pk, "properties": "{}", "auto_upgrade": "on"}
+
+    client.post(reverse("admin:nodes_node_add"), form)
+    assert Node.objects.get(name="new").auto_upgrade is True
+
+    ids = [node.pk for node in fleet["nodes"]]
+    post_action(client, "admin:nodes_node_changelist", "auto_upgrade_on", ids)
+    assert Node.objects.filter(auto_upgrade=True).count() == 5
+    response = post_action(client, "admin:nodes_node_changelist", "auto_upgrade_off", ids[:2])
+    assert Node.objects.filter(auto_upgrade=True).count() == 3
+    assert response.status_code == 302

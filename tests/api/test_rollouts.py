@@ -2,11 +2,11 @@
 permissions, invalid_state, problem details, constant queries."""
 
 import pytest
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from nodes.models import Node
 from nodes.rollouts.models import Rollout, RolloutNode
+from tests.api.conftest import token_client
 from tests.factories import GiB, HostFactory, ImageFactory, TiB, UserFactory
 from tests.nodes.rollouts.support import answer, running_node, work
 from tests.support import fleet_snapshot
@@ -24,10 +24,7 @@ ROLLOUT_ROLES = {
 
 
 def client_of(role) -> APIClient:
-    client = APIClient()
-    user = UserFactory(permissions=ROLLOUT_ROLES[role])
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
-    return client
+    return token_client(UserFactory(permissions=ROLLOUT_ROLES[role]))
 
 
 @pytest.fixture

@@ -3,12 +3,11 @@ rollout an added image makes for the flagged nodes it is newer for (PEP 440, sam
 
 import pytest
 from django.test import override_settings
-from rest_framework.authtoken.models import Token
-from rest_framework.test import APIClient
 
 from nodes.models import Node
 from nodes.rollouts.auto import auto_upgrade_candidates, nodes_auto_upgrade_set, rollout_auto_create
 from nodes.rollouts.models import Rollout, RolloutNode
+from tests.api.conftest import token_client
 from tests.factories import GiB, HostFactory, ImageFactory, TiB, UserFactory
 from tests.nodes.rollouts.support import running_node
 
@@ -61,9 +60,7 @@ def test_started_at_once_with_auto_upgrade_start(host):
 
 
 def api(perms):
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=UserFactory(permissions=perms)).key}")
-    return client
+    return token_client(UserFactory(permissions=perms))
 
 
 def test_api_create_takes_auto_upgrade_and_patch_changes_only_it(host):
