@@ -13,15 +13,23 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 
 venv: $(VENV)/.installed
 
-## Quick start: migrate a local SQLite database, seed the demo fleet, print a login, serve.
+## Quick start: migrate a local SQLite database, seed the demo fleet, print a login, then serve
+## with the simulated host agents beside the server (config/devserver.py: Ctrl-C stops them all).
+## RUN_ADDR picks another address (e.g. `make run RUN_ADDR=127.0.0.1:8001`); AGENT_ARGS the agents'
+## behaviour (e.g. `make run AGENT_ARGS="--fail-rate 0.1 --rollback-rate 0.1"`: every change succeeds by default).
+RUN_ADDR ?= 127.0.0.1:8000
+AGENT_ARGS ?= --interval 2
 run: venv
 	DEBUG=1 $(BIN)/python manage.py migrate --no-input -v 0
 	DEBUG=1 $(BIN)/python manage.py seed_demo
 	DEBUG=1 $(BIN)/python manage.py demo_login
-	DEBUG=1 $(BIN)/python manage.py runserver 127.0.0.1:8000
+	DEBUG=1 $(BIN)/python -m config.devserver \
+		"$(BIN)/python manage.py runserver $(RUN_ADDR)" \
+		"$(BIN)/python manage.py simulate_agents --url http://$(RUN_ADDR) $(AGENT_ARGS)" \
+		"$(BIN)/python manage.py db_worker --interval 0.5 --no-reload"
 
 ## Production serving: static files collected (whitenoise serves them), then gunicorn
-## (config/gunicorn.py: WEB_CONCURRENCY workers, default 4, on BIND). Needs the production environment.
+## (config/gunicorn.py: gthread, WEB_CONCURRENCY workers, default one per core, on BIND). Needs the production environment.
 serve: venv
 	$(BIN)/python manage.py collectstatic --no-input -v 0
 	$(BIN)/gunicorn -c config/gunicorn.py config.wsgi:application
@@ -41,8 +49,11 @@ screenshots: venv
 bench: venv
 	$(BIN)/python -u bench/audit_repair.py
 	$(BIN)/python -u bench/upgrade_throughput.py
-	$(BIN)/python -u bench/http_throughput.py
+	$(BIN)/python -u bench/http_throughput.py --configs sync:4,gthread:2x4,gthread:4x2
+	$(BIN)/python -u bench/middleware_cost.py
+	$(BIN)/python -u bench/admin_pages.py
 	$(BIN)/python -u bench/fleet_size.py
+	$(BIN)/python -u bench/agent_poll.py
 	$(BIN)/python -u bench/auth_cost.py
 	$(BIN)/python -u bench/rollout_throughput.py
 
@@ -59,4 +70,4 @@ format: venv
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache
+	rm -rf $(VENV) db.sqlite3 db.sqlite3-wal db.sqlite3-shm staticfiles .pytest_cache

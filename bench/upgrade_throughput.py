@@ -1,15 +1,29 @@
 """Upgrade throughput against its limit: node_upgrade through the service vs the same work as
-bare SQL through psycopg (the fewest statements that do it), W worker processes each, in the
-same run, phases alternating. Prints both rates, their ratio, latencies and statements per upgrade.
+bare SQL through psycopg (the fewest statements that do it), W worker processes each, and vs
+pgbench running the same statements (prepared, C client: the database's own limit here), in the
+same run, phases alternating. Prints the rates, their ratios, latencies and statements per upgrade.
 
     .venv/bin/python bench/upgrade_throughput.py [--hosts 10000 --nodes-per-host 100] [--seconds 20]
+
+pgbench (shipped with PostgreSQL, found on PATH or under /usr/lib/postgresql/*/bin) runs a
+script the bench writes: the nodes to upgrade are numbered in a table `bench_pgbench_nodes`
+(node, host, names, image and a target image, refreshed each round); each transaction takes
+one at random (one indexed read outside the transaction, which the service does not need), then
+BEGIN, the service's own locked read (nodes/locks.py), the counter delta, the node update, the
+NodeLog and Command inserts, COMMIT. It does not compute the allocation, so it writes the
+node's own values back and a zero delta: the same statements and rows, none of the arithmetic.
 """
 
 import argparse
+import glob
 import json
 import multiprocessing
 import random
+import re
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -17,7 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import ensure_fleet, percentile, setup_django
 
-# The bare-SQL version of an upgrade: lock node and host, read both images, then four writes.
+# The bare-SQL version of an upgrade: lock node and host, read both images, then five writes
+# (the node's pending command superseded, counters, node, NodeLog, Command), one statement each.
 LOCK = """
     SELECT n.image_id, n.properties, n.cpu_cores, n.memory_bytes, n.disk_bytes, n.name,
            h.id, h.name, h.cpu_cores, h.memory_bytes, h.disk_bytes,
@@ -40,6 +55,8 @@ INSERT_LOG = """
            old_cpu_cores, old_memory_bytes, old_disk_bytes, new_cpu_cores, new_memory_bytes, new_disk_bytes,
            forced, warnings, source, created_at)
     VALUES ('upgrade_started', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, false, %s, 'api', now())"""
+SUPERSEDE = """
+    UPDATE nodes_command SET status = 'superseded', finished_at = now() WHERE node_id = %s AND status = 'pending'"""
 INSERT_COMMAND = """
     INSERT INTO nodes_command (host_id, node_id, kind, payload, created_at)
     VALUES (%s, %s, 'node_upgrade', %s, now())"""
@@ -58,8 +75,8 @@ def sql_upgrade(conn, node_id, image_id):
             spec = specs.setdefault(row[0], ImageSpec(row[0], row[1], row[2], Resources(*row[3:6]), ()))
             if row[6] is not None:
                 adds = Resources(*(amount or 0 for amount in row[8:11]))
-                properties = (*spec.properties, PropertySpec(row[6], row[7], adds))
-                specs[row[0]] = ImageSpec(spec.id, spec.protocol, spec.version, spec.minimum, properties)
+                props = (*spec.properties, PropertySpec(row[6], row[7], adds))
+                specs[row[0]] = ImageSpec(spec.id, spec.protocol, spec.version, spec.minimum, props)
         old, new = specs[old_image], specs[image_id]
         config, warnings = carry_over(properties, old, new)
         allocation = required_allocation(new, config)
@@ -70,11 +87,13 @@ def sql_upgrade(conn, node_id, image_id):
         for amount, change, limit in zip(used, delta, capacity, strict=True):
             if amount + change < 0 or amount + change > BIGINT_MAX or (change > 0 and amount + change > limit):
                 raise RuntimeError("refused")
+        conn.execute(SUPERSEDE, [node_id])
         conn.execute(UPDATE_HOST, [*delta, host_id])
         conn.execute(UPDATE_NODE, [image_id, Jsonb(config), *allocation, node_id])
         log = [node_id, recorded[3], host_id, host_name, old_image, image_id, *before, *allocation, Jsonb(warnings)]
         conn.execute(INSERT_LOG, log)
-        conn.execute(INSERT_COMMAND, [host_id, node_id, Jsonb({"image_id": str(image_id), "properties": config})])
+        sides = {"from": {"image_id": str(old_image)}, "to": {"image_id": str(image_id), "properties": config}}
+        conn.execute(INSERT_COMMAND, [host_id, node_id, Jsonb(sides)])
 
 
 def _split(row):
@@ -108,6 +127,115 @@ def worker(mode, url, work, images_by_protocol, start_at, seconds, queue):
             refused += 1
         latencies.append(time.perf_counter() - began)
     queue.put((mode, len(latencies), refused, latencies))
+
+
+PGBENCH_TABLE = "bench_pgbench_nodes"
+
+# The upgrade's statements for pgbench: the locked read, then the writes one statement each
+# ("separate", as the service wrote them before) or as one data-modifying CTE ("merged", the
+# shape of config.statements.write_together). No arithmetic: the node keeps its image and
+# allocation, the counters change by zero; the node's open command is superseded as the service does.
+PGBENCH_HEAD = """\\set k random(1, {count})
+SELECT node_id, host_id, node_name, host_name, image_id, target FROM {table} WHERE k = :k \\gset
+BEGIN;
+{locked_read};
+"""
+SUPERSEDE_SQL = (
+    "UPDATE nodes_command SET status = 'superseded', finished_at = now()"
+    " WHERE node_id = :node_id AND status = 'pending'"
+)
+HOST_SQL = (
+    "UPDATE hosts_host SET node_cpu_cores = node_cpu_cores + 0, node_memory_bytes = node_memory_bytes + 0,"
+    " node_disk_bytes = node_disk_bytes + 0 WHERE id = :host_id"
+)
+NODE_SQL = (
+    "UPDATE nodes_node SET image_id = :image_id, properties = properties, state = 'upgrading', cpu_cores = cpu_cores,"
+    " memory_bytes = memory_bytes, disk_bytes = disk_bytes, updated_at = now() WHERE id = :node_id"
+)
+LOG_COLUMNS = (
+    "INSERT INTO nodes_nodelog (event, node_id, node_name, host_id, host_name, actor_id, source, forced, warnings,"
+    " created_at, old_image_id, new_image_id, old_cpu_cores, old_memory_bytes, old_disk_bytes, new_cpu_cores,"
+    " new_memory_bytes, new_disk_bytes)"
+)
+LOG_VALUES = (
+    "'upgrade_started', :node_id, :node_name, :host_id, :host_name, NULL, 'api', false, '[]'::jsonb,"
+    " now(), :image_id, :target, 1, 1, 1, 1, 1, 1"
+)
+COMMAND_COLUMNS = "INSERT INTO nodes_command (host_id, node_id, kind, payload, created_at)"
+COMMAND_VALUES = """:host_id, :node_id, 'node_upgrade', '{{"from": {{}}, "to": {{}}}}'::jsonb, now()"""
+PGBENCH_SEPARATE = (
+    PGBENCH_HEAD
+    + ";\n".join(
+        [
+            SUPERSEDE_SQL,
+            HOST_SQL,
+            NODE_SQL,
+            f"{LOG_COLUMNS} VALUES ({LOG_VALUES})",
+            f"{COMMAND_COLUMNS} VALUES ({COMMAND_VALUES})",
+        ]
+    )
+    + ";\nCOMMIT;\n"
+)
+PGBENCH_MERGED = (
+    PGBENCH_HEAD
+    + f"WITH guard AS ({SUPERSEDE_SQL} RETURNING 1), ok AS (SELECT true AS ok FROM (SELECT count(*) FROM guard) g),"
+    + f" added AS ({HOST_SQL} AND (SELECT ok FROM ok) RETURNING 1),"
+    + f" updated AS ({NODE_SQL} AND (SELECT ok FROM ok) RETURNING 1),"
+    + f" inserted_0 AS ({LOG_COLUMNS} SELECT {LOG_VALUES} FROM ok WHERE ok.ok RETURNING 1),"
+    + f" inserted_1 AS ({COMMAND_COLUMNS} SELECT {COMMAND_VALUES} FROM ok WHERE ok.ok RETURNING 1)"
+    + " SELECT ok FROM ok;\nCOMMIT;\n"
+)
+
+
+def pgbench_binary() -> str:
+    found = shutil.which("pgbench") or next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/pgbench"))), None)
+    if not found:
+        raise SystemExit("pgbench not found (it ships with PostgreSQL: apt-get install postgresql-client)")
+    return found
+
+
+def pgbench_scripts(plan) -> dict[str, str]:
+    """Numbers the plan's nodes in PGBENCH_TABLE (as they are now); returns the two scripts."""
+    from django.db import connection
+
+    from nodes.locks import _statement
+
+    nodes = [entry for share in plan["work"] for entry in share]
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {PGBENCH_TABLE}")
+        cursor.execute(
+            f"CREATE TABLE {PGBENCH_TABLE} AS SELECT row_number() OVER () AS k, n.id AS node_id, n.host_id, "
+            "n.name AS node_name, h.name AS host_name, n.image_id, n.image_id AS target "
+            "FROM nodes_node n JOIN hosts_host h ON h.id = n.host_id WHERE n.id = ANY(%s)",
+            [[node for node, _current, _protocol in nodes]],
+        )
+        cursor.execute(f"ALTER TABLE {PGBENCH_TABLE} ADD PRIMARY KEY (k)")
+        cursor.execute(  # the target: another image of the node's protocol
+            f"UPDATE {PGBENCH_TABLE} b SET target = (SELECT i.id FROM nodes_image i JOIN nodes_image c "
+            "ON c.protocol = i.protocol WHERE c.id = b.image_id AND i.id <> b.image_id LIMIT 1)"
+        )
+        cursor.execute(f"ANALYZE {PGBENCH_TABLE}")
+    locked_read = _statement(True).replace("%s", ":target", 1).replace("%s", ":node_id", 1)
+    return {
+        name: script.format(count=len(nodes), table=PGBENCH_TABLE, locked_read=locked_read)
+        for name, script in (("pgbench, separate", PGBENCH_SEPARATE), ("pgbench, merged", PGBENCH_MERGED))
+    }
+
+
+def run_pgbench(url, workers, seconds, script) -> dict:
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", prefix="nodefleet-pgbench-") as file:
+        file.write(script)
+        file.flush()
+        command = [pgbench_binary(), "-n", "-M", "prepared", "-c", str(workers), "-j", str(workers)]
+        command += ["-T", str(int(seconds)), "-f", file.name, url]
+        done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"pgbench failed ({done.returncode}): {done.stderr[-3000:]}")
+    output = done.stdout
+    rate = float(re.search(r"tps = ([0-9.]+)", output).group(1))
+    latency = float(re.search(r"latency average = ([0-9.]+) ms", output).group(1))
+    failed = re.search(r"number of failed transactions: (\d+)", output)
+    return {"rate": rate, "latency_avg_ms": latency, "failed": int(failed.group(1)) if failed else 0}
 
 
 def run_phase(mode, url, workers, seconds, plan):
@@ -168,7 +296,7 @@ def main():
     parser.add_argument("--nodes-per-host", type=int, default=100)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=15)
-    parser.add_argument("--rounds", type=int, default=2, help="service and SQL phases alternate this many times")
+    parser.add_argument("--rounds", type=int, default=2, help="the phases alternate this many times")
     parser.add_argument("--sample", type=int, default=20_000, help="nodes the workers upgrade")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -176,11 +304,21 @@ def main():
     url = ensure_fleet(args.database, args.hosts, args.nodes_per_host)
     plan = load_plan(args.workers, args.sample)
     statements = statements_per_upgrade(plan)
+    scripts = pgbench_scripts(plan)
     phases = {"service": [], "sql": []}
+    pgbench = {name: [] for name in scripts}
     for _ in range(args.rounds):
         for mode in ("service", "sql"):
             phases[mode].append(run_phase(mode, url, args.workers, args.seconds, plan))
+        for name, script in scripts.items():
+            pgbench[name].append(run_pgbench(url, args.workers, args.seconds, script))
     report = {"fleet": f"{args.hosts} hosts x {args.nodes_per_host} nodes", "workers": args.workers}
+    for name, runs in pgbench.items():
+        report[name] = {
+            "upgrades_per_s": round(sum(run["rate"] for run in runs) / len(runs), 1),
+            "latency_avg_ms": round(sum(run["latency_avg_ms"] for run in runs) / len(runs), 2),
+            "failed": sum(run["failed"] for run in runs),
+        }
     for mode, runs in phases.items():
         latencies = [value for run in runs for value in run["latencies"]]
         report[mode] = {
@@ -190,6 +328,10 @@ def main():
             "p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
         }
     report["ratio_service_to_sql"] = round(report["service"]["upgrades_per_s"] / report["sql"]["upgrades_per_s"], 2)
+    for name in pgbench:
+        limit = report[name]["upgrades_per_s"]
+        report[f"ratio service / {name}"] = round(report["service"]["upgrades_per_s"] / limit, 2)
+        report[f"ratio bare SQL / {name}"] = round(report["sql"]["upgrades_per_s"] / limit, 2)
     report["statements_per_upgrade"] = len(statements)
     report["statements"] = [" ".join(sql.split())[:90] for sql in statements]
     if args.json:
@@ -199,8 +341,16 @@ def main():
     for mode in ("service", "sql"):
         r = report[mode]
         print(f"  {mode:<8} {r['upgrades_per_s']:>8.1f} upgrades/s  p50 {r['p50_ms']} ms  p99 {r['p99_ms']} ms")
+    for name in pgbench:
+        r = report[name]
+        print(f"  {name:<18} {r['upgrades_per_s']:>8.1f} upgrades/s  latency average {r['latency_avg_ms']} ms")
     print(f"  ratio service / bare SQL: {report['ratio_service_to_sql']}x (target >= 0.5x)")
-    print(f"  statements per upgrade (besides BEGIN/COMMIT): {len(statements)} (target <= 6)")
+    for name in pgbench:
+        print(
+            f"  ratio service / {name}: {report[f'ratio service / {name}']}x; "
+            f"bare SQL / {name}: {report[f'ratio bare SQL / {name}']}x"
+        )
+    print(f"  statements per upgrade (besides BEGIN/COMMIT): {len(statements)}")
     for sql in report["statements"]:
         print(f"    {sql}")
 

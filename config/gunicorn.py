@@ -1,14 +1,24 @@
 """gunicorn settings for production: `gunicorn -c config/gunicorn.py config.wsgi`.
 
-Environment: BIND (default 127.0.0.1:8000), WEB_CONCURRENCY (workers, default 4), GUNICORN_TIMEOUT,
-GUNICORN_ACCESS_LOG (default "-", stdout; empty for none).
+Environment: BIND (default 127.0.0.1:8000), WEB_CONCURRENCY (workers, default one per core),
+GUNICORN_WORKER_CLASS (default gthread; sync also works), GUNICORN_THREADS (per gthread worker,
+default 4), GUNICORN_TIMEOUT, GUNICORN_ACCESS_LOG (default "-", stdout; empty for none).
+
+Worker class and count, measured (docs/performance.md, "Through HTTP: wrk, gunicorn worker
+class and count"; `bench/http_throughput.py --configs sync:4,gthread:2x4,...`): a request
+spends most of its wall time waiting on PostgreSQL (three round trips and COMMIT), so threads
+overlap one request's wait with another's Python; gthread also keeps client connections alive,
+which sync does not. On 2 cores, gthread with 2 workers x 4 threads served 2-2.6x what sync
+with 4 workers did, and more processes than cores only preempted each other.
 Each worker is a process with its own metrics; they are gathered through PROMETHEUS_MULTIPROC_DIR."""
 
 import os
 import tempfile
 
 bind = os.environ.get("BIND", "127.0.0.1:8000")
-workers = int(os.environ.get("WEB_CONCURRENCY", "4"))
+workers = int(os.environ.get("WEB_CONCURRENCY", str(os.cpu_count() or 2)))
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-") or None  # empty: no access log
 graceful_timeout = 10

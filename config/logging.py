@@ -30,6 +30,18 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+class QuietAgentPolls(logging.Filter):
+    """Drops runserver's access line of each successful agent poll: `make run`'s simulated agents
+    poll every 2 s per host, which would bury the lines that matter (their acks and results, the
+    admin's requests, errors). Only the development server's `django.server` logger uses it."""
+
+    POLL = "GET /api/v1/agent/commands/ "
+
+    def filter(self, record):
+        line = record.args[0] if isinstance(record.args, tuple) and record.args else ""
+        return not (getattr(record, "status_code", None) == 200 and str(line).startswith(self.POLL))
+
+
 class PlainFormatter(logging.Formatter):
     """One line per record: the message's control characters escaped (a traceback, formatted
     apart, keeps its own lines)."""
@@ -62,7 +74,7 @@ class RequestIdMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        given = request.headers.get("X-Request-ID", "")
+        given = request.META.get("HTTP_X_REQUEST_ID", "")  # not request.headers: that copies every header
         value = given if 0 < len(given) <= 64 and given.isprintable() else uuid.uuid4().hex
         token = request_id.set(value)
         try:

@@ -64,6 +64,18 @@ AUDIT_LAST_RUN = Gauge(
     "nodefleet_audit_last_run_timestamp_seconds", "When the last audit ran (Unix time).", multiprocess_mode="mostrecent"
 )
 
+AGENT_COMMANDS_OVERDUE = Gauge(
+    "nodefleet_agent_commands_overdue",
+    "Open agent commands past their timeout: pending past AGENT_ACK_TIMEOUT, acked past AGENT_RESULT_TIMEOUT.",
+    ["status"],
+    multiprocess_mode="mostrecent",
+)
+AGENT_HOSTS_OFFLINE = Gauge(
+    "nodefleet_agent_hosts_offline",
+    "Hosts with an agent token whose agent was not seen for AGENT_OFFLINE_AFTER seconds.",
+    multiprocess_mode="mostrecent",
+)
+
 
 @contextmanager
 def timed(histogram: Histogram):
@@ -122,9 +134,11 @@ def metrics_view(request):
     if refusal:
         return _text(403, refusal)
     from hosts.audit_record import publish_last_audit
+    from nodes.overdue import publish_agent_gauges
 
     try:
         publish_last_audit()
+        publish_agent_gauges()
     except DatabaseError as error:  # the process metrics matter most in an outage: serve them
-        logger.warning("metrics: the last audit could not be read (%s); its gauges keep their values", error)
+        logger.warning("metrics: the audit or agent gauges could not be read (%s); they keep their values", error)
     return HttpResponse(generate_latest(_registry()), content_type=CONTENT_TYPE_LATEST)

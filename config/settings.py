@@ -41,6 +41,8 @@ INSTALLED_APPS = [
     "django_tasks_db",
 ]
 
+# Sessions, the session's user and messages are Django's own, skipped for requests that carry
+# an API token (config.middleware): they serve the admin, and cost an API client nothing.
 MIDDLEWARE = [
     "config.logging.RequestIdMiddleware",
     "config.health.HealthCheckMiddleware",  # before anything that checks the Host header or CSRF
@@ -49,13 +51,13 @@ MIDDLEWARE = [
     "django_permissions_policy.PermissionsPolicyMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "config.middleware.BrowserSessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "config.middleware.BrowserAuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "config.sessions.StaffSessionMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "config.middleware.BrowserMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "config.query_parameters.UnknownQueryParameterMiddleware",
     "axes.middleware.AxesMiddleware",  # last, as django-axes requires
@@ -85,15 +87,23 @@ DB_LOCK_TIMEOUT_MS = env.int("DB_LOCK_TIMEOUT_MS", default=5000)
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # SQLite serves only the quick start: IMMEDIATE makes every write transaction take the
-    # database's write lock up front, the nearest SQLite has to row locks.
+    # database's write lock up front, the nearest SQLite has to row locks. The server, the task
+    # worker and the simulated agents write the one file at once: the WAL journal lets readers
+    # go on beside a writer, and a writer waits (busy timeout, seconds) rather than failing with
+    # "database is locked".
     DATABASES["default"].setdefault("OPTIONS", {})["transaction_mode"] = "IMMEDIATE"
-    DATABASES["default"]["OPTIONS"].setdefault("timeout", DB_LOCK_TIMEOUT_MS / 1000)
+    DATABASES["default"]["OPTIONS"].setdefault("timeout", max(DB_LOCK_TIMEOUT_MS / 1000, 20))
+    DATABASES["default"]["OPTIONS"].setdefault("init_command", "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL")
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # JIT compilation costs more than it saves on this app's short queries (0.7 s measured on
     # an admin list at 1,000,000 nodes), so it is off for the app's connections.
     DATABASES["default"].setdefault("OPTIONS", {})["options"] = f"-c lock_timeout={DB_LOCK_TIMEOUT_MS} -c jit=off"
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# A kept connection is checked (`SELECT 1`, one round trip) at the first query of each request, so
+# one that died (a database restart or failover) is replaced instead of failing the request.
+# That is one statement of an API write's six (docs/performance.md); off, a dead connection
+# fails one request per worker (503) and is then replaced.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=True)
 
 # Background work (rollouts, §10): Django's tasks API on the database backend. A task is a row
 # INSERTed in the transaction that makes it due; `manage.py db_worker` runs them.
@@ -222,24 +232,42 @@ LOG_FORMAT = env.str("LOG_FORMAT", default="plain")  # plain | json
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "config.logging.RequestIdFilter"}},
+    "filters": {
+        "request_id": {"()": "config.logging.RequestIdFilter"},
+        "quiet_agent_polls": {"()": "config.logging.QuietAgentPolls"},
+    },
     "formatters": {
         "plain": {
             "()": "config.logging.PlainFormatter",
             "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
         },
         "json": {"()": "config.logging.JsonFormatter"},
+        "django.server": {
+            "()": "django.utils.log.ServerFormatter",
+            "format": "[{server_time}] {message}",
+            "style": "{",
+        },
     },
     "handlers": {
         "stderr": {
             "class": "logging.StreamHandler",
             "formatter": "json" if LOG_FORMAT == "json" else "plain",
             "filters": ["request_id"],
-        }
+        },
+        "django.server": {"class": "logging.StreamHandler", "formatter": "django.server"},
+    },
+    "loggers": {
+        # django-axes narrates each attempt at INFO; nodefleet.logins logs each outcome once.
+        "axes": {"level": "WARNING"},
+        # runserver's access log (make run): Django's own format, minus the simulated agents' idle polls.
+        "django.server": {
+            "handlers": ["django.server"],
+            "level": "INFO",
+            "filters": ["quiet_agent_polls"],
+            "propagate": False,
+        },
     },
     "root": {"handlers": ["stderr"], "level": env.str("LOG_LEVEL", default="INFO")},
-    # django-axes narrates each attempt at INFO; nodefleet.logins logs each outcome once.
-    "loggers": {"axes": {"level": "WARNING"}},
 }
 
 # The longest value a node's property may hold (characters); longer ones are refused (400 `invalid`).
@@ -249,7 +277,14 @@ NODE_PROPERTY_VALUE_MAX_LENGTH = env.int("NODE_PROPERTY_VALUE_MAX_LENGTH", defau
 API_WRITE_THROTTLE_RATE = env.str("API_WRITE_THROTTLE_RATE", default="600/min")
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 
-# Host agents (§9): how often a polling agent's Host.agent_seen_at is written, at most (seconds).
+# Host agents (SPEC §9), in seconds: a command `pending` longer than AGENT_ACK_TIMEOUT (since it
+# was created, or since its retry_later's not_before) or `acked` longer than AGENT_RESULT_TIMEOUT
+# is overdue (audit_resources warns, /metrics counts, the admin filters); a host whose agent was
+# not seen for AGENT_OFFLINE_AFTER shows as offline.
+AGENT_ACK_TIMEOUT = env.int("AGENT_ACK_TIMEOUT", default=600)
+AGENT_RESULT_TIMEOUT = env.int("AGENT_RESULT_TIMEOUT", default=7200)
+AGENT_OFFLINE_AFTER = env.int("AGENT_OFFLINE_AFTER", default=300)
+# How often a polling agent's Host.agent_seen_at is written, at most (seconds).
 AGENT_SEEN_INTERVAL = env.int("AGENT_SEEN_INTERVAL", default=60)
 
 # /metrics: callers send `Authorization: Bearer <token>`. Without a token it is closed, except

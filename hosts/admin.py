@@ -8,7 +8,9 @@ from django.db import transaction
 from django.db.models import Count, F, Q
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html
+from django.utils.timesince import timesince
 
 from config.units import RESOURCES, human_amount, human_bytes, human_cores
 from hosts.admin_helpers import (
@@ -20,18 +22,24 @@ from hosts.admin_helpers import (
     counter_label,
     usage_bar,
 )
+from hosts.agent_tokens import agent_token_issue
 from hosts.audit import EXPECTED, host_counter_findings, hosts_with_expected
 from hosts.models import COUNTER_FIELDS, COUNTER_OF_RESOURCE, CounterRepair, Host, Source
+from hosts.presence import NO_AGENT, OFFLINE, agent_presence, offline_condition
 from hosts.repair import host_counters_repair
 
 #: The most hosts one audit or repair from the list takes (each is one hidden field on its page).
 MAX_HOSTS = 500
+#: The most hosts one "Issue agent token" takes (their tokens are shown on one page).
+MAX_TOKEN_HOSTS = 100
 
 CAPACITY_FIELDS = ["name", "cpu_cores", "memory_bytes", "disk_bytes"]
 
 
 class DriftFilter(admin.SimpleListFilter):
-    title = "counters"
+    # Said on the page: either choice runs the fleet-wide audit query (one pass over every node,
+    # about half a second at 1,000,000 nodes; docs/performance.md), unlike the other filters.
+    title = "counters (runs the fleet-wide audit)"
     parameter_name = "drift"
 
     def lookups(self, request, model_admin):
@@ -63,6 +71,34 @@ class OverCapacityFilter(admin.SimpleListFilter):
         if self.value() == "no":
             return queryset.exclude(_over_capacity())
         return queryset
+
+
+class AgentFilter(admin.SimpleListFilter):
+    title = "agent"
+    parameter_name = "agent"
+
+    def lookups(self, request, model_admin):
+        return [("offline", "offline"), ("none", "no agent token")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "offline":
+            return queryset.filter(offline_condition())
+        if self.value() == "none":
+            return queryset.filter(agent_token_digest__isnull=True)
+        return queryset
+
+
+def agent_badge(host: Host):
+    """`seen 2 minutes ago`, or an `offline` badge past AGENT_OFFLINE_AFTER (from the row alone)."""
+    presence = agent_presence(host)
+    if presence == NO_AGENT:
+        return format_html('<span class="nf-muted nf-nowrap" title="{}">no token</span>', "No agent token issued")
+    seen = f"seen {timesince(host.agent_seen_at)} ago" if host.agent_seen_at else "never seen"
+    if presence == OFFLINE:
+        return format_html(
+            '<span class="nf-nowrap"><span class="nf-badge nf-state nf-state-offline">offline</span> {}</span>', seen
+        )
+    return format_html('<span class="nf-nowrap">{}</span>', seen)
 
 
 def _usage(host: Host, resource: str):
@@ -160,12 +196,12 @@ class HostAdmin(LargeTableAdmin):
     def get_changelist(self, request, **kwargs):
         return PagedChangeList
 
-    list_display = ["host", "nodes", "cpu", "memory", "disk"]
-    list_filter = [DriftFilter, OverCapacityFilter]
+    list_display = ["host", "nodes", "cpu", "memory", "disk", "agent"]
+    list_filter = [DriftFilter, OverCapacityFilter, AgentFilter]
     search_fields = ["name"]
     id_search_field = "pk"
     search_help_text = "Host name (or part of it), or a host id."
-    actions = ["audit_counters", "repair_counters"]
+    actions = ["audit_counters", "repair_counters", "issue_agent_token"]
     form = HostForm
     fieldsets = [
         (None, {"fields": ["name"]}),
@@ -174,8 +210,18 @@ class HostAdmin(LargeTableAdmin):
             "Allocated to its nodes (counters: read-only, only node operations and repairs change them)",
             {"fields": ["usage", "nodes", "counter_cpu", "counter_memory", "counter_disk", "counter_check"]},
         ),
+        ("Agent", {"fields": ["agent", "agent_token_created_at"]}),
     ]
-    readonly_fields = ["usage", "nodes", "counter_cpu", "counter_memory", "counter_disk", "counter_check"]
+    readonly_fields = [
+        "usage",
+        "nodes",
+        "counter_cpu",
+        "counter_memory",
+        "counter_disk",
+        "counter_check",
+        "agent",
+        "agent_token_created_at",
+    ]
 
     def get_fieldsets(self, request, obj=None):
         # A host being added has no nodes: its counters start at zero, nothing to show yet.
@@ -214,6 +260,12 @@ class HostAdmin(LargeTableAdmin):
     @admin.display(description="disk used / capacity", ordering="node_disk_bytes")
     def disk(self, host):
         return _usage(host, "disk_bytes")
+
+    @admin.display(description="agent", ordering="agent_seen_at")
+    def agent(self, host):
+        if host.pk is None:
+            return "—"
+        return agent_badge(host)
 
     @admin.display(description="usage")
     def usage(self, host):
@@ -340,6 +392,38 @@ class HostAdmin(LargeTableAdmin):
             checked=report.hosts_checked,
             rows=_report_rows(report),
         )
+
+    @admin.action(permissions=["change"], description="Issue agent token…")
+    def issue_agent_token(self, request, queryset):
+        """A confirmation page (a new token revokes the host's current one), then a page that
+        shows each new token once: only its digest is stored."""
+        host_ids = self._selection(request, queryset)
+        if host_ids is None:
+            return None
+        if len(host_ids) > MAX_TOKEN_HOSTS:
+            self.message_user(request, f"Issue tokens for at most {MAX_TOKEN_HOSTS} hosts at once.", messages.ERROR)
+            return None
+        hosts = list(Host.objects.filter(pk__in=host_ids).order_by("name"))
+        if request.POST.get("step") != "apply":
+            return self._page(
+                request,
+                "admin/hosts/host/agent_tokens.html",
+                title=f"Issue agent tokens for {len(hosts)} host(s)",
+                host_ids=host_ids,
+                hosts=hosts,
+                replacing=sum(1 for host in hosts if host.agent_token_digest),
+            )
+        issued = [(host, agent_token_issue(host=host, rotate=True)) for host in hosts]
+        for host, _token in issued:
+            self.log_change(request, host, "Issued a new agent token (the previous one, if any, is revoked).")
+        response = self._page(
+            request,
+            "admin/hosts/host/agent_tokens.html",
+            title=f"Agent tokens of {len(issued)} host(s)",
+            issued=issued,
+        )
+        add_never_cache_headers(response)  # the tokens must not outlive this page
+        return response
 
 
 @admin.register(CounterRepair)

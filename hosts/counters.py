@@ -90,15 +90,26 @@ def host_counters_apply(*, host: Host, delta: Amounts, node_count_delta: int, fo
 
 def host_counters_write(*, host: Host, check: CounterCheck) -> Host:
     """Writes a change already checked by host_counters_check (raising its error, if any)."""
+    increments = host_counters_increments(host=host, check=check)
+    if increments:
+        add_to_row(Host, host.pk, **increments)
+    return host_counters_written(host=host, check=check)
+
+
+def host_counters_increments(*, host: Host, check: CounterCheck) -> dict[str, int]:
+    """The deltas a checked change adds to the counters that change (raising its error, if any),
+    for a caller that writes them with other rows (config.statements.write_together)."""
     if check.error:
         raise check.error
-    increments = {
+    return {
         counter: value - getattr(host, counter)
         for counter, value in check.after.items()
         if value != getattr(host, counter)
     }
-    if increments:
-        add_to_row(Host, host.pk, **increments)
+
+
+def host_counters_written(*, host: Host, check: CounterCheck) -> Host:
+    """The same host object, holding the counters after the change (once it is written)."""
     for counter, value in check.after.items():
         setattr(host, counter, value)
     return host

@@ -30,13 +30,20 @@ from hosts.models import Source
 from nodes.admin_forms import NodeCreateForm, UpgradeImageForm, requirements
 from nodes.admin_views import fleet_audit_view
 from nodes.bulk import MAX_NODES, nodes_delete, nodes_upgrade, nodes_upgrade_plan
-from nodes.models import IMAGE_IN_USE, Command, Image, ImageProperty, Node, NodeLog
+from nodes.lifecycle import command_cancel
+from nodes.models import IMAGE_IN_USE, Command, CommandStatus, Image, ImageProperty, Node, NodeLog, NodeState
+from nodes.overdue import overdue_condition
 from nodes.resources import Resources
 from nodes.rollouts.auto import nodes_auto_upgrade_set, rollout_auto_create
+from nodes.selectors import node_commands, revert_image
 from nodes.services import node_create, node_delete
 
 #: Log entries a node's page shows (the node log lists them all).
 HISTORY_ROWS = 20
+#: Agent commands a node's page shows in its timeline (the commands list has them all).
+TIMELINE_ROWS = 20
+#: The most commands one cancel from the list takes.
+MAX_COMMANDS = 500
 
 # ---------------------------------------------------------------------------------------------
 # Images
@@ -187,15 +194,41 @@ class ProtocolFilter(admin.SimpleListFilter):
         return queryset.filter(image__protocol=self.value()) if self.value() else queryset
 
 
+class OverdueFilter(admin.SimpleListFilter):
+    """Nodes (or commands) with an open command past its agent timeout (AGENT_ACK_TIMEOUT,
+    AGENT_RESULT_TIMEOUT): on the partial index of open commands, whatever the table's size."""
+
+    title = "agent"
+    parameter_name = "overdue"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "command overdue")]
+
+    def queryset(self, request, queryset):
+        if self.value() != "yes":
+            return queryset
+        if queryset.model is Command:
+            return queryset.filter(overdue_condition(), status__in=[CommandStatus.PENDING, CommandStatus.ACKED])
+        overdue = Command.objects.filter(
+            overdue_condition(), node_id=OuterRef("pk"), status__in=[CommandStatus.PENDING, CommandStatus.ACKED]
+        )
+        return queryset.filter(Exists(overdue))
+
+
+def state_badge(value: str, label: str, title: str = ""):
+    """A node state or command status as a coloured badge (`nf-state-<value>`)."""
+    return format_html('<span class="nf-badge nf-state nf-state-{}" title="{}">{}</span>', value, title, label)
+
+
 def _allocation(obj, prefix: str = "") -> str:
     return ", ".join(human_amount(name, getattr(obj, prefix + name)) for name in RESOURCES)
 
 
 @admin.register(Node)
 class NodeAdmin(LargeTableAdmin):
-    list_display = ["name", "host_link", "image", "protocol", "allocation", "state"]
+    list_display = ["name", "host_link", "image", "protocol", "allocation", "state_column"]
     list_select_related = ["host", "image"]
-    list_filter = [HostFilter, ProtocolFilter, "image", "state"]
+    list_filter = [HostFilter, ProtocolFilter, "image", "state", OverdueFilter]
     search_fields = ["name"]
     id_search_field = "pk"
     search_help_text = "Node name (or part of it), or a node id."
@@ -204,8 +237,9 @@ class NodeAdmin(LargeTableAdmin):
     actions = ["upgrade_selected", "auto_upgrade_on", "auto_upgrade_off", "delete_selected"]
 
     fieldsets = [
-        (None, {"fields": ["name", "host_link", "image", "state", "auto_upgrade", "config"]}),
+        (None, {"fields": ["name", "host_link", "image", "state_column", "auto_upgrade", "config"]}),
         ("Allocation", {"fields": ["cpu", "memory", "disk"]}),
+        ("Agent commands", {"fields": ["timeline"]}),
         ("History", {"fields": ["history"]}),
         ("Record", {"fields": ["id", "created_at", "updated_at"], "classes": ["collapse"]}),
     ]
@@ -216,6 +250,10 @@ class NodeAdmin(LargeTableAdmin):
     @admin.display(description="host", ordering="host__name")
     def host_link(self, node):
         return format_html('<a href="{}">{}</a>', reverse("admin:hosts_host_change", args=[node.host_id]), node.host)
+
+    @admin.display(description="state", ordering="state")
+    def state_column(self, node):
+        return state_badge(node.state, node.get_state_display())
 
     @admin.display(description="protocol")
     def protocol(self, node):
@@ -270,6 +308,38 @@ class NodeAdmin(LargeTableAdmin):
             all_url,
         )
 
+    @admin.display(description="timeline (newest first)")
+    def timeline(self, node):
+        """Each command of the node: created → acked → its outcome, with the agent's message."""
+        commands = node_commands(node.pk, limit=TIMELINE_ROWS)
+        image_ids = {side_image for command in commands for side_image in _payload_images(command.payload)}
+        images = Image.objects.in_bulk([image_id for image_id in image_ids if image_id is not None])
+        rows = format_html_join(
+            "",
+            '<tr id="command-{}"><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>',
+            (
+                (
+                    command.pk,
+                    reverse("admin:nodes_command_change", args=[command.pk]),
+                    command.pk,
+                    _command_subject(command, images),
+                    _command_steps(command),
+                    command.attempts,
+                    command.message or "—",
+                )
+                for command in commands
+            ),
+        )
+        rows = rows or format_html('<tr><td colspan="5">{}</td></tr>', "No command for the host's agent yet.")
+        all_url = reverse("admin:nodes_command_changelist") + f"?q={node.pk}"
+        return format_html(
+            '<table class="nf-history nf-timeline"><thead><tr><th>command</th><th>what</th>'
+            "<th>created → acked → outcome</th><th>retries</th><th>agent's message</th></tr></thead>"
+            '<tbody>{}</tbody></table><p><a href="{}">All commands of this node</a></p>',
+            rows,
+            all_url,
+        )
+
     # Pages ------------------------------------------------------------------------------------
 
     def get_urls(self):
@@ -277,7 +347,22 @@ class NodeAdmin(LargeTableAdmin):
         return [path("audit/", audit, name="fleet_audit"), *super().get_urls()]
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        extra_context = {**(extra_context or {}), "may_upgrade": self.has_upgrade_permission(request)}
+        may_upgrade = self.has_upgrade_permission(request)
+        node = Node.objects.filter(pk=as_uuid(object_id or "")).only("pk", "state", "image_id").first()
+        open_command = None
+        if node is not None and request.user.has_perm("nodes.cancel_command"):
+            open_command = (
+                Command.objects.filter(node_id=node.pk, status__in=[CommandStatus.PENDING, CommandStatus.ACKED])
+                .only("pk", "kind", "status")
+                .first()
+            )
+        extra_context = {
+            **(extra_context or {}),
+            "may_upgrade": may_upgrade,
+            "revert_image": revert_image(node) if may_upgrade and node is not None else None,
+            "open_command": open_command,
+            "node_failed": node is not None and node.state == NodeState.FAILED,
+        }
         return super().change_view(request, object_id, form_url, extra_context)
 
     # Permissions ------------------------------------------------------------------------------
@@ -450,6 +535,40 @@ class NodeAdmin(LargeTableAdmin):
         return node_ids
 
 
+def _payload_images(payload) -> list:
+    """The image ids (UUIDs or None) an upgrade command's payload names: from, to."""
+    if not isinstance(payload, dict):
+        return []
+    sides = [payload.get("from"), payload.get("to")] if "to" in payload else [payload]
+    return [as_uuid(str(side.get("image_id", ""))) if isinstance(side, dict) else None for side in sides]
+
+
+def _command_subject(command: Command, images: dict) -> str:
+    """`Upgrade node ethereum@1.0 → ethereum@1.1` from the payload's image ids."""
+    labels = [str(images.get(image_id, "?")) for image_id in _payload_images(command.payload) if image_id]
+    return f"{command.get_kind_display()} {' → '.join(labels)}".strip()
+
+
+def _command_steps(command: Command):
+    """`created 10:00:01 → acked 10:00:03 → rolled back 10:00:09`, the open step in bold."""
+    steps = [format_html("created {}", _clock(command.created_at))]
+    if command.acked_at:
+        steps.append(format_html("acked {}", _clock(command.acked_at)))
+    if command.status == CommandStatus.PENDING:
+        waiting = "retry after " + _clock(command.not_before) if command.not_before else "waiting for the agent"
+        steps.append(format_html("<strong>{}</strong>", waiting))
+    elif command.status == CommandStatus.ACKED:
+        steps.append(format_html("<strong>{}</strong>", "agent working on it"))
+    else:
+        outcome = state_badge(command.status, command.get_status_display())
+        steps.append(format_html("{} {}", outcome, _clock(command.finished_at)) if command.finished_at else outcome)
+    return format_html_join(" → ", '<span class="nf-nowrap">{}</span>', ((step,) for step in steps))
+
+
+def _clock(moment) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else ""
+
+
 def _log_change(entry: NodeLog) -> tuple[str, str, str]:
     """(image, allocation, actor) of a log entry as a person reads them: old → new."""
     images = [str(image) for image in (entry.old_image, entry.new_image) if image is not None]
@@ -535,13 +654,75 @@ class NodeLogAdmin(ReadOnlyAdmin):
 
 @admin.register(Command)
 class CommandAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "kind", "node_id", "host"]
+    list_display = ["created_at", "kind", "node_id", "host", "status_column", "attempts", "acked_at", "finished_at"]
     list_select_related = ["host"]
-    list_filter = ["kind"]
+    list_filter = ["status", "kind", OverdueFilter]
     search_fields = ["host__name"]
     id_search_field = "node_id"
     search_help_text = "Host name (or part of it), or a node id."
     sortable_by = []  # newest first (by id); any other order would sort the whole table
+    actions = ["cancel_selected"]
+
+    @admin.display(description="status")
+    def status_column(self, command):
+        return state_badge(command.status, command.get_status_display(), command.message)
+
+    def has_cancel_command_permission(self, request):
+        return request.user.has_perm("nodes.cancel_command")
+
+    @admin.action(permissions=["cancel_command"], description="Cancel selected commands…")
+    def cancel_selected(self, request, queryset):
+        """A confirmation page (what cancelling does to each node), then one command_cancel per
+        command and one summary line."""
+        command_ids = list(queryset.order_by("id").values_list("pk", flat=True)[: MAX_COMMANDS + 1])
+        if len(command_ids) > MAX_COMMANDS:
+            self.message_user(request, f"Select at most {MAX_COMMANDS} commands to cancel.", messages.ERROR)
+            return None
+        if request.POST.get("step") != "apply":
+            commands = Command.objects.filter(pk__in=command_ids).select_related("host").order_by("id")
+            nodes = Node.objects.in_bulk([command.node_id for command in commands])
+            rows = [{"command": c, "node": nodes.get(c.node_id), "effect": _cancel_effect(c)} for c in commands]
+            return TemplateResponse(
+                request,
+                "admin/nodes/command/cancel_confirm.html",
+                {
+                    **self.admin_site.each_context(request),
+                    "opts": self.opts,
+                    "title": f"Cancel {len(command_ids)} command{'s' if len(command_ids) != 1 else ''}",
+                    "subtitle": None,
+                    "command_ids": command_ids,
+                    "rows": rows,
+                    "open_rows": sum(1 for row in rows if row["command"].is_open),
+                    "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+                    "media": self.media,
+                },
+            )
+        done, failed = 0, []
+        for command_id in command_ids:
+            try:
+                command_cancel(command_id=command_id, actor=request.user, source=Source.ADMIN)
+            except ApplicationError as error:
+                failed.append(f"command {command_id}: {error.detail}")
+            else:
+                done += 1
+        summary = f"{done} command{'s' if done != 1 else ''} cancelled"
+        if failed:
+            summary += f", {len(failed)} not: " + "; ".join(failed)
+        self.message_user(request, summary + ".", messages.WARNING if failed else messages.SUCCESS)
+        return None
+
+
+def _cancel_effect(command: Command) -> str:
+    """What cancelling `command` does to its node (SPEC §9), as the confirmation page says it."""
+    if not command.is_open:
+        return f"Nothing: the command is already {command.get_status_display().lower()}."
+    if command.status == CommandStatus.ACKED:
+        return "The host's agent is working on it: the node becomes failed (what the host runs is unknown)."
+    if command.kind == "node_upgrade":
+        return "The host never started it: the node returns to its previous image, config and allocation."
+    if command.kind == "node_create":
+        return "The host never started it: the node becomes failed (delete it afterwards)."
+    return "The host never started it: the node stays deleted; the host may still hold it."
 
 
 from nodes.rollouts import admin as rollouts_admin  # noqa: E402,F401 -- registers the rollouts' admin

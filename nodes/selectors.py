@@ -10,7 +10,7 @@ from django.utils import timezone
 from config.errors import NotFound
 from hosts.models import Host
 from nodes.locks import model_from_row
-from nodes.models import Command, CommandStatus, Image, Node
+from nodes.models import Command, CommandKind, CommandStatus, Image, Node, NodeState
 
 AGENT_POLL_LIMIT = 100
 
@@ -44,6 +44,27 @@ def image_by_id_or_label(ref: str) -> Image:
     if image is None:
         raise NotFound(f"No image with id or protocol@version {ref!r}.")
     return image
+
+
+def node_commands(node_id, *, limit: int) -> list[Command]:
+    """The node's newest `limit` agent commands, newest first (its timeline)."""
+    return list(Command.objects.filter(node_id=node_id).select_related("host").order_by("-id")[:limit])
+
+
+def revert_image(node: Node) -> Image | None:
+    """The image a `failed` node ran before its last upgrade — what its host ran before (the
+    upgrade command's `from` side, which a superseded command passes on) — or None when the
+    node did not fail an upgrade or the image is gone."""
+    if node.state != NodeState.FAILED:
+        return None
+    command = Command.objects.filter(node_id=node.pk).order_by("-id").only("kind", "payload").first()
+    if command is None or command.kind != CommandKind.NODE_UPGRADE or not isinstance(command.payload, dict):
+        return None
+    side = command.payload.get("from")
+    image_id = _as_uuid(side.get("image_id", "")) if isinstance(side, dict) else None
+    if image_id is None or image_id == node.image_id:
+        return None
+    return Image.objects.filter(pk=image_id).first()
 
 
 _POLL_HOST = [Host._meta.get_field(name) for name in ("id", "name", "agent_seen_at")]

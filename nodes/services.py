@@ -32,10 +32,17 @@ from config.errors import (
 )
 from config.logging import log_event
 from config.metrics import LOCK_WAIT_SECONDS, UPGRADE_SECONDS, UPGRADES, timed
-from config.statements import insert_row, update_row
+from config.statements import insert_row, write_together
 from config.text import printable_error
 from config.units import BIGINT_MAX
-from hosts.counters import CounterCheck, host_counters_apply, host_counters_check, host_counters_write
+from hosts.counters import (
+    CounterCheck,
+    host_counters_apply,
+    host_counters_check,
+    host_counters_increments,
+    host_counters_write,
+    host_counters_written,
+)
 from hosts.locks import lock_host, lock_with_host
 from hosts.models import Host, Source
 from nodes.locks import node_with_images, share_image
@@ -112,6 +119,34 @@ def log_node_event(
 ) -> None:
     insert_row(
         NodeLog,
+        **node_event_values(
+            event,
+            node,
+            host,
+            actor=actor,
+            source=source,
+            forced=forced,
+            force_requested=force_requested,
+            warnings=warnings,
+            **fields,
+        ),
+    )
+
+
+def node_event_values(
+    event: str,
+    node: Node,
+    host: Host,
+    *,
+    actor,
+    source,
+    forced: bool = False,
+    force_requested: bool = False,
+    warnings=(),
+    **fields,
+) -> dict:
+    """The field values of a NodeLog entry."""
+    return dict(
         event=event,
         node_id=node.pk,
         node_name=node.name,
@@ -137,7 +172,11 @@ def _close_open_commands(node: Node) -> None:
 
 
 def _command(kind: str, node: Node, host: Host, payload: dict) -> None:
-    insert_row(Command, host_id=host.pk, node_id=node.pk, kind=kind, payload=payload, created_at=timezone.now())
+    insert_row(Command, **_command_values(kind, node, host, payload))
+
+
+def _command_values(kind: str, node: Node, host: Host, payload: dict) -> dict:
+    return dict(host_id=host.pk, node_id=node.pk, kind=kind, payload=payload, created_at=timezone.now())
 
 
 def allocation_fields(prefix: str, amounts: Resources) -> dict[str, int]:
@@ -315,14 +354,52 @@ def _upgrade_payload(outcome: UpgradeOutcome, node: Node) -> dict:
     return {"from": origin, "to": to}
 
 
-def _supersede(command: Command) -> bool:
-    """Closes a `pending` command as `superseded`; False when it is no longer pending (its agent
-    acked it since it was read: the caller reads again). The caller holds the node's lock."""
-    command_status_transition(command, CommandStatus.SUPERSEDED)
-    closed = Command.objects.filter(pk=command.pk, status=CommandStatus.PENDING).update(
-        status=CommandStatus.SUPERSEDED, finished_at=timezone.now()
+def _write_upgrade(outcome: UpgradeOutcome, node: Node, *, actor, source, force) -> bool:
+    """Writes an upgrade computed under the node's and host's locks: the node's pending command
+    superseded (if any), the counters' deltas, the node, NodeLog `upgrade_started` and the new
+    Command — on PostgreSQL in ONE statement (config.statements.write_together). False, and
+    nothing written, when the command to supersede is no longer pending (the caller reads again)."""
+    payload = _upgrade_payload(outcome, node)
+    node_state_transition(node, NodeState.UPGRADING)
+    host = node.host
+    guard = None
+    if outcome.superseded is not None:
+        command_status_transition(outcome.superseded, CommandStatus.SUPERSEDED)
+        closed = {"status": CommandStatus.SUPERSEDED, "finished_at": timezone.now()}
+        guard = (Command, outcome.superseded.pk, closed, {"status": CommandStatus.PENDING})
+    increments = host_counters_increments(host=host, check=outcome.counters)
+    changes = {
+        "image_id": outcome.to_image.id,
+        "properties": outcome.config,
+        "state": NodeState.UPGRADING,
+        "updated_at": timezone.now(),
+        **outcome.new.as_dict(),
+    }
+    log = node_event_values(
+        NodeEvent.UPGRADE_STARTED,
+        node,
+        host,
+        actor=actor,
+        source=source,
+        old_image_id=outcome.from_image.id,
+        new_image_id=outcome.to_image.id,
+        forced=_forced(outcome.counters, force),
+        force_requested=force,
+        warnings=outcome.warnings,
+        **allocation_fields("old_", outcome.old),
+        **allocation_fields("new_", outcome.new),
     )
-    return closed == 1
+    written = write_together(
+        guard=guard,
+        add=(Host, host.pk, increments) if increments else None,
+        update=(Node, node.pk, changes),
+        inserts=[(NodeLog, log), (Command, _command_values(CommandKind.NODE_UPGRADE, node, host, payload))],
+    )
+    if written:
+        host_counters_written(host=host, check=outcome.counters)  # outcome.host: the same counters
+        for name, value in changes.items():
+            setattr(node, name, value)
+    return written
 
 
 def node_upgrade(*, node_id, image_id, force: bool = False, actor=None, source: str = Source.API) -> UpgradeOutcome:
@@ -332,51 +409,27 @@ def node_upgrade(*, node_id, image_id, force: bool = False, actor=None, source: 
     the counters hold for it). The node becomes `upgrading`; NodeLog `upgrade_started` and a
     `node_upgrade` Command (payload `from` and `to`, §1) are written with it. The node's
     `pending` upgrade command is superseded (the new `from` is its `from`); an `acked` one, or
-    an open `node_create`, refuses the upgrade with `node_busy`."""
+    an open `node_create`, refuses the upgrade with `node_busy`.
+
+    Statements: the locked read (nodes.locks) and one write (_write_upgrade), besides BEGIN and
+    COMMIT, on PostgreSQL; tests/nodes/test_statement_budget.py holds it to that."""
 
     def work() -> UpgradeOutcome:
         # A `pending` command read here may have changed: superseded by an upgrade this one waited
-        # for (a stale read), or acked since (an ack takes no node lock). Its conditional
-        # supersede then fails and the node is read again, under the lock already held. Each
-        # retry follows a change that happens once, so the third read is final.
+        # for (a stale read), or acked since (an ack takes no node lock). The write's guard (its
+        # conditional supersede) then fails, nothing is written, and the node is read again under
+        # the lock already held. Each retry follows a change that happens once, so the third read
+        # is final.
         for _read in range(3):
             with timed(LOCK_WAIT_SECONDS):
                 node, old, new, command = _node_and_images(node_id, image_id, lock=True)  # node, then host
             outcome = _upgrade_outcome(node, old, new, command, force=force)
             if outcome.error:
                 raise outcome.error
-            if outcome.superseded is None or _supersede(outcome.superseded):
+            if _write_upgrade(outcome, node, actor=actor, source=source, force=force):
                 break
         else:
             raise Busy("The node's command kept changing while it was read; try again.")
-        payload = _upgrade_payload(outcome, node)
-        node_state_transition(node, NodeState.UPGRADING)
-        host = host_counters_write(host=node.host, check=outcome.counters)  # outcome.host: the same counters
-        changes = {
-            "image_id": outcome.to_image.id,
-            "properties": outcome.config,
-            "state": NodeState.UPGRADING,
-            "updated_at": timezone.now(),
-            **outcome.new.as_dict(),
-        }
-        update_row(Node, node.pk, **changes)
-        for name, value in changes.items():
-            setattr(node, name, value)
-        log_node_event(
-            NodeEvent.UPGRADE_STARTED,
-            node,
-            host,
-            actor=actor,
-            source=source,
-            old_image_id=outcome.from_image.id,
-            new_image_id=outcome.to_image.id,
-            forced=_forced(outcome.counters, force),
-            force_requested=force,
-            warnings=outcome.warnings,
-            **allocation_fields("old_", outcome.old),
-            **allocation_fields("new_", outcome.new),
-        )
-        _command(CommandKind.NODE_UPGRADE, node, host, payload)
         for warning in outcome.warnings:
             log_event(logger, "node_config_warning", logging.WARNING, node=node.name, warning=warning)
         transaction.on_commit(lambda: _log_upgrade(outcome, actor=actor, source=source, force=force))

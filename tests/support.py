@@ -70,3 +70,36 @@ def host_lock_held(host_pk):
     finally:
         release.set()
         holder.join()
+
+
+@contextmanager
+def round_trips():
+    """The statements this thread's connection sends to PostgreSQL inside the block, BEGIN and
+    COMMIT included (they never pass Django's execute wrappers): libpq's protocol trace, one
+    entry per exchange the server completes (ReadyForQuery), the entry being its SQL."""
+    import tempfile
+
+    from psycopg import pq
+
+    connection.ensure_connection()
+    pgconn = connection.connection.pgconn
+    sent = []
+    with tempfile.TemporaryFile() as trace:
+        pgconn.trace(trace.fileno())
+        pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+        try:
+            yield sent
+        finally:
+            pgconn.untrace()
+            trace.seek(0)
+            pending = None
+            for line in trace.read().decode(errors="replace").splitlines():
+                direction, _length, message, *rest = [*line.split("\t", 3), ""][:4]
+                if direction == "F" and message in ("Query", "Parse"):
+                    text = rest[0].strip()
+                    if message == "Parse":  # `"statement name" "sql" ...`
+                        text = text[text.index('" "') + 2 :]
+                    pending = text[1 : text.rindex('"')]
+                elif direction == "B" and message == "ReadyForQuery":
+                    sent.append(pending)
+                    pending = None

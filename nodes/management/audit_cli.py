@@ -15,6 +15,7 @@ from config.units import human_amount
 from hosts.audit import CapacityWarning, HostFinding, hosts_by_id_or_name
 from hosts.repair import CounterChange, HostRefusal
 from nodes.audit import CONFIG_FIELD, NodeFinding
+from nodes.overdue import OverdueWarning
 from nodes.repair import AllocationChange
 
 
@@ -51,11 +52,17 @@ def change_text(field: str, old: object, new: object) -> str:
     return f"{field} {amount_text(field, old)} -> {amount_text(field, new)}"
 
 
-def finding_line(item: HostFinding | NodeFinding | CapacityWarning) -> str:
+def finding_line(item: HostFinding | NodeFinding | CapacityWarning | OverdueWarning) -> str:
     return terminal_safe(_finding_text(item))
 
 
-def _finding_text(item: HostFinding | NodeFinding | CapacityWarning) -> str:
+def _finding_text(item: HostFinding | NodeFinding | CapacityWarning | OverdueWarning) -> str:
+    if isinstance(item, OverdueWarning):
+        waits_for = "ack" if item.status == "pending" else "result"
+        return (
+            f"warning: command {item.command_id} ({item.kind}) of node {item.node_id} on host {item.host_name} "
+            f"is overdue: {item.status} since {item.since.isoformat()} ({waits_for} timeout {item.timeout_seconds} s)"
+        )
     if isinstance(item, CapacityWarning):
         return (
             f"warning: host {item.host_name} is over capacity: {item.resource} allocated "
@@ -70,7 +77,19 @@ def _finding_text(item: HostFinding | NodeFinding | CapacityWarning) -> str:
     )
 
 
-def finding_json(item: HostFinding | NodeFinding | CapacityWarning) -> dict:
+def finding_json(item: HostFinding | NodeFinding | CapacityWarning | OverdueWarning) -> dict:
+    if isinstance(item, OverdueWarning):
+        return {
+            "kind": "overdue_command",
+            "command_id": item.command_id,
+            "command_kind": item.kind,
+            "node_id": str(item.node_id),
+            "host_id": str(item.host_id),
+            "host": item.host_name,
+            "status": item.status,
+            "since": item.since.isoformat(),
+            "timeout_seconds": item.timeout_seconds,
+        }
     if isinstance(item, CapacityWarning):
         return {
             "kind": "over_capacity",

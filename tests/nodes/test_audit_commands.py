@@ -90,6 +90,7 @@ def test_audit_json_is_one_document_with_exactly_the_findings():
         "host_findings": 12,
         "node_findings": 4,
         "warnings": 0,
+        "overdue_commands": 0,
     }
     h09 = next(item for item in document["findings"] if item["kind"] == "node")
     assert set(h09) == {"kind", "node_id", "node", "host", "field", "recorded", "expected"}
@@ -164,9 +165,9 @@ def test_the_audit_command_runs_the_same_queries_whatever_the_fleet_size(hosts, 
     sql("UPDATE hosts_host SET node_count = 9 WHERE id = %s", made[-1].pk)
     sql("UPDATE nodes_node SET memory_bytes = 1 WHERE name = 'h00-a'")
 
-    # node count, host count, host audit, image specs (2), combinations, wrong nodes, whether the
-    # database is read-only, the AuditRun
-    with django_assert_num_queries(9):
+    # node count, host count, host audit, image specs (2), combinations, wrong nodes, overdue
+    # agent commands, whether the database is read-only, the AuditRun
+    with django_assert_num_queries(10):
         code, out = run("audit_resources")
 
     assert code == 1 and len(out.splitlines()) == 4  # h00 memory, last host count, h00-a memory, summary

@@ -17,8 +17,9 @@ from tests.support import ROOT, fleet_snapshot, subprocess_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-# Runs an upgrade in a separate process that stops, forever, right after its host UPDATE: it
-# holds the node and host locks with a half-done transaction when the test kills it.
+# Runs an upgrade in a separate process that stops, forever, right after its writes (on
+# PostgreSQL one statement after the locked read): it holds the node and host locks with a
+# written but uncommitted transaction when the test kills it.
 HANGING_UPGRADE = """
 import sys, time, django
 django.setup()
@@ -27,7 +28,7 @@ from nodes.services import node_upgrade
 
 def hang_after_counters(execute, sql, params, many, context):
     result = execute(sql, params, many, context)
-    if sql.startswith('UPDATE "hosts_host"'):
+    if 'UPDATE "hosts_host"' in sql:
         print("HOLDING", flush=True)
         time.sleep(600)
     return result

@@ -104,8 +104,9 @@ def test_requirements_changed_during_the_first_placement_wait_for_it_and_are_the
 def test_an_image_deleted_during_an_upgrade_to_it_waits_and_is_then_refused(monkeypatch):
     old, new = ImageFactory(protocol="ethereum"), ImageFactory(protocol="ethereum")
     node = place_node(host=HostFactory(), image=old)
+    # Between the upgrade's locked read and its write (the counter deltas are computed first).
     competitor = compete_inside(
-        monkeypatch, nodes.services, "host_counters_write", lambda: Image.objects.get(pk=new.pk).delete()
+        monkeypatch, nodes.services, "host_counters_increments", lambda: Image.objects.get(pk=new.pk).delete()
     )
 
     node_upgrade(node_id=node.pk, image_id=new.pk)  # on today's main: IntegrityError at COMMIT (a 500)

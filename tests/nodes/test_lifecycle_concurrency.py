@@ -118,22 +118,27 @@ def test_an_ack_landing_between_the_upgrades_read_and_its_supersede_makes_it_nod
     node = place_node(host=host, image=images[0])
     node_upgrade(node_id=node.pk, image_id=images[1].pk)
     pending = Command.objects.get(node_id=node.pk, status="pending")
-    original = services._supersede
+    original = services.write_together
+    acked = []
 
-    def ack_first(command):
-        # The agent acks from its own connection right here: it needs no node lock, so it commits.
-        thread = threading.Thread(
-            target=lambda: (command_ack(command_id=command.pk, host_id=host.pk), connection.close())
-        )
-        thread.start()
-        thread.join(10)
-        return original(command)
+    def ack_first(**writes):
+        # The agent acks from its own connection right before the upgrade's write, whose guard
+        # supersedes the pending command: the ack needs no node lock, so it commits first.
+        if writes.get("guard") is not None and not acked:
+            acked.append(pending.pk)
+            thread = threading.Thread(
+                target=lambda: (command_ack(command_id=pending.pk, host_id=host.pk), connection.close())
+            )
+            thread.start()
+            thread.join(10)
+        return original(**writes)
 
-    monkeypatch.setattr(services, "_supersede", ack_first)
+    monkeypatch.setattr(services, "write_together", ack_first)
 
     with pytest.raises(NodeBusy) as refused:
         node_upgrade(node_id=node.pk, image_id=images[2].pk)
 
+    assert acked == [pending.pk]
     assert refused.value.extra == {"command_id": pending.pk, "command_status": "acked"}
     pending.refresh_from_db()
     node.refresh_from_db()

@@ -1,7 +1,7 @@
 """manage.py audit_resources: every host's counters against its nodes, every node's allocation
-against its config on its image, hosts over capacity as warnings.
+against its config on its image; hosts over capacity and overdue agent commands as warnings.
 
-Exit 0 when clean, 1 on findings (over-capacity warnings alone don't count), 2 on a usage error
+Exit 0 when clean, 1 on findings (warnings alone don't count), 2 on a usage error
 (an unknown --host included). Findings are also logged at WARNING (stderr). An audit of the whole
 fleet records its summary (hosts.AuditRun), which /metrics reports as the last audit; on a
 read-only database (a replica) it says so on stderr and records nothing, exit codes unchanged."""
@@ -17,6 +17,7 @@ from hosts.audit_record import audit_run_record, database_is_read_only
 from hosts.models import Source
 from nodes.audit import node_allocation_findings, node_count
 from nodes.management.audit_cli import JsonDocument, finding_json, finding_line, host_scope
+from nodes.overdue import overdue_warnings
 
 logger = logging.getLogger("nodes.audit")
 
@@ -24,7 +25,7 @@ logger = logging.getLogger("nodes.audit")
 class Command(BaseCommand):
     help = (
         "Checks every host's counters against the COUNT/SUM of its nodes and every node's allocation "
-        "against its config on its image; reports hosts over capacity as warnings. "
+        "against its config on its image; reports hosts over capacity and overdue agent commands as warnings. "
         "Exit 0 clean, 1 findings, 2 usage error."
     )
 
@@ -57,16 +58,21 @@ class Command(BaseCommand):
                 counts["host" if isinstance(item, HostFinding) else "node"] += 1
                 yield item
 
+        def overdue():
+            # Streamed (an agent-less fleet may have many), after the bounded capacity warnings.
+            for item in overdue_warnings(host_ids=host_ids):
+                logger.warning("%s", finding_line(item))
+                counts["overdue"] += 1
+                yield item
+
         if as_json:
             with JsonDocument(self.stdout) as document:
                 document.items("findings", map(finding_json, findings()))
-                document.items("warnings", map(finding_json, warnings))
+                document.items("warnings", map(finding_json, chain(warnings, overdue())))
                 document.value("summary", _summary(hosts_checked, counts, warnings))
         else:
-            for item in findings():
+            for item in chain(findings(), warnings, overdue()):
                 self.stdout.write(finding_line(item))
-            for warning in warnings:
-                self.stdout.write(finding_line(warning))
             self.stdout.write(_summary_line(_summary(hosts_checked, counts, warnings)))
         if host_ids is None and database_is_read_only():  # a replica: the audit stands, unrecorded
             notice = (
@@ -93,7 +99,8 @@ def _summary(hosts_checked: int, counts: Counter, warnings: list) -> dict:
         "nodes_checked": counts["nodes"],
         "host_findings": counts["host"],
         "node_findings": counts["node"],
-        "warnings": len(warnings),
+        "warnings": len(warnings) + counts["overdue"],
+        "overdue_commands": counts["overdue"],
     }
 
 
@@ -103,6 +110,9 @@ def _summary_line(summary: dict) -> str:
         if summary["host_findings"] or summary["node_findings"]
         else "no findings"
     )
-    if summary["warnings"]:
-        found += f", {summary['warnings']} over-capacity warning(s)"
+    over_capacity = summary["warnings"] - summary["overdue_commands"]
+    if over_capacity:
+        found += f", {over_capacity} over-capacity warning(s)"
+    if summary["overdue_commands"]:
+        found += f", {summary['overdue_commands']} overdue command(s)"
     return f"Checked {summary['hosts_checked']} host(s) and {summary['nodes_checked']} node(s): {found}."

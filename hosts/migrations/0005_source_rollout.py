@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('hosts', '0003_host_agent'),
+        ('hosts', '0004_name_trigram_index'),
     ]
 
     operations = [
