@@ -2,7 +2,7 @@
 advance (the crash-safety tests run it): python crash_worker.py POINT N, the Nth time.
 
 Points:
-- `inside_upgrade`: node_upgrade has written the counters, node, NodeLog and Command, not committed;
+- `inside_upgrade`: node_upgrade's write (counters, node, NodeLog, Command) is done, not committed;
 - `before_row_moves`: node_upgrade returned; the row's move to `upgrading` not yet written;
 - `after_upgrade_commit`: the node's upgrade and its row's move have committed;
 - `between_batches`: a batch ended and the next one is recorded (committed), none of it started.
@@ -51,7 +51,7 @@ def wrap(module, name, after):
 
 
 if POINT == "inside_upgrade":
-    wrap(nodes.services, "_command", lambda result, a, k: reached() and die())
+    wrap(nodes.services, "_write_upgrade", lambda result, a, k: reached() and die())
 elif POINT == "before_row_moves":
     wrap(services, "node_upgrade", lambda result, a, k: reached() and die())
 elif POINT == "after_upgrade_commit":

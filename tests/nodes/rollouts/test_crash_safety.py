@@ -98,7 +98,12 @@ def upgraded_names() -> set:
 def test_a_worker_killed_at_any_point_loses_nothing_and_repeats_nothing(point, nth, committed):
     rollout = eight_nodes_rollout()
     crashing = spawn(str(CRASH_WORKER), point, str(nth))
-    agents_until(lambda: crashing.poll() is not None, [crashing])
+    try:
+        agents_until(lambda: crashing.poll() is not None, [crashing])
+    finally:
+        if crashing.poll() is None:
+            crashing.kill()
+            crashing.wait()
     assert crashing.returncode == -signal.SIGKILL, crashing.stderr.read()
 
     # What the kill left: exactly what had committed. The upgrade and its row's move are one
