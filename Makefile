@@ -25,7 +25,8 @@ run: venv
 	DEBUG=1 $(BIN)/python manage.py demo_login
 	DEBUG=1 $(BIN)/python -m config.devserver \
 		"$(BIN)/python manage.py runserver $(RUN_ADDR)" \
-		"$(BIN)/python manage.py simulate_agents --url http://$(RUN_ADDR) $(AGENT_ARGS)"
+		"$(BIN)/python manage.py simulate_agents --url http://$(RUN_ADDR) $(AGENT_ARGS)" \
+		"$(BIN)/python manage.py db_worker --interval 0.5 --no-reload"
 
 ## Production serving: static files collected (whitenoise serves them), then gunicorn
 ## (config/gunicorn.py: gthread, WEB_CONCURRENCY workers, default one per core, on BIND). Needs the production environment.
@@ -54,6 +55,7 @@ bench: venv
 	$(BIN)/python -u bench/fleet_size.py
 	$(BIN)/python -u bench/agent_poll.py
 	$(BIN)/python -u bench/auth_cost.py
+	$(BIN)/python -u bench/rollout_throughput.py
 
 ## Known vulnerabilities in the installed dependencies (pip-audit, PyPI's data). Exit 0 clean,
 ## 1 vulnerable, 3 when it could not audit (index unreachable, or versions it does not know).

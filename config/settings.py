@@ -36,6 +36,9 @@ INSTALLED_APPS = [
     "hosts",
     "nodes",
     "tokens",
+    # After nodes: nodes' `db_worker` (recovery, then the library's worker) overrides theirs.
+    "django_tasks",
+    "django_tasks_db",
 ]
 
 # Sessions, the session's user and messages are Django's own, skipped for requests that carry
@@ -101,6 +104,14 @@ DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 # That is one statement of an API write's six (docs/performance.md); off, a dead connection
 # fails one request per worker (503) and is then replaced.
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=True)
+
+# Background work (rollouts, §10): Django's tasks API on the database backend. A task is a row
+# INSERTed in the transaction that makes it due; `manage.py db_worker` runs them.
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+#: While a rollout runs, its advance is re-enqueued this often (timeouts noticed without agents).
+ROLLOUT_TICK_SECONDS = env.int("ROLLOUT_TICK_SECONDS", default=10)
+#: Adding an image newer than auto_upgrade nodes' version starts their rollout at once.
+AUTO_UPGRADE_START = env.bool("AUTO_UPGRADE_START", default=False)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -324,6 +335,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Choice sets of the same field name in several components, named after their model.
+    "ENUM_NAME_OVERRIDES": {
+        "RolloutNodeStatusEnum": "nodes.rollouts.models.RolloutNodeStatus",
+        "RolloutStateEnum": "nodes.rollouts.models.RolloutState",
+        "CommandStatusEnum": "nodes.models.CommandStatus",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "config.openapi.refuse_unknown_request_fields",

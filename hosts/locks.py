@@ -1,8 +1,10 @@
 """Row locks, and THE lock order every writer keeps, written here once.
 
+    0. a rollout's row (nodes.rollouts: its advance and its controls), before anything below;
     1. a node's row, then its host's row (taken together by one statement);
     2. several hosts: in primary-key order;
-    3. then a command's row (§9): last, after the node and host it concerns.
+    3. then a command's row (§9), after the node and host it concerns;
+    4. rollout-node rows (UPDATEs only, by every writer that moves them, after 0-3).
 
 Writers: node_create locks its host; node_delete locks the node with its host (lock_with_host);
 node_upgrade does the same in the one statement of nodes/locks.py that also reads both images;
@@ -13,6 +15,10 @@ an ack locks its command's row alone (it changes nothing else), and node writers
 `pending` command with an UPDATE conditional on its status, so an ack never needs the node.
 No writer locks a node while holding a host lock of another statement, nor a node or host
 while holding a command's lock, so waits always point the same way and cannot form a cycle.
+A rollout's advance locks its rollout's row (FOR SHARE: its workers upgrade nodes side by
+side; its controls and batch decisions take FOR NO KEY UPDATE), then calls node_upgrade (1-3),
+then moves the node's rollout row (4); the agent lifecycle and node_delete lock (1-3) and then
+move rollout rows (4), never the rollout's row.
 Locks are FOR NO KEY UPDATE: they keep out other writers of the row but not inserts of rows
 that reference it (NodeLog, Command), which would otherwise queue behind the counters.
 Every helper evaluates its queryset: an unevaluated one takes no lock.

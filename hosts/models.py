@@ -25,6 +25,7 @@ class Source(models.TextChoices):
     API = "api", "API"
     ADMIN = "admin", "Admin"
     CLI = "cli", "Command line"
+    ROLLOUT = "rollout", "Rollout"
 
 
 class Host(models.Model):

@@ -11,6 +11,7 @@ from django.contrib.admin.actions import delete_selected as confirm_delete_selec
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Count, Exists, OuterRef
+from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
@@ -33,6 +34,7 @@ from nodes.lifecycle import command_cancel
 from nodes.models import IMAGE_IN_USE, Command, CommandStatus, Image, ImageProperty, Node, NodeLog, NodeState
 from nodes.overdue import overdue_condition
 from nodes.resources import Resources
+from nodes.rollouts.auto import nodes_auto_upgrade_set, rollout_auto_create
 from nodes.selectors import node_commands, revert_image
 from nodes.services import node_create, node_delete
 
@@ -96,6 +98,7 @@ class ImageAdmin(ErrorsAsMessages):
     list_filter = ["protocol"]
     search_fields = ["protocol", "version"]
     inlines = [ImagePropertyInline]
+    actions = ["roll_out"]
     requirement_fields = ["protocol", "version", "min_cpu_cores", "min_memory_bytes", "min_disk_bytes"]
 
     class Media:
@@ -126,6 +129,25 @@ class ImageAdmin(ErrorsAsMessages):
         if protected:
             return [], {}, set(), protected
         return super().get_deleted_objects(objs, request)
+
+    @admin.action(description="Roll out this image…")
+    def roll_out(self, request, queryset):
+        """To the rollout page of the one selected image: selection, plan, confirm (§10)."""
+        images = list(queryset[:2])
+        if len(images) != 1:
+            self.message_user(request, "Select exactly one image to roll out.", messages.WARNING)
+            return None
+        return HttpResponseRedirect(reverse("admin:nodes_rollout_image", args=[images[0].pk]))
+
+    def save_related(self, request, form, formsets, change):
+        """A new image (properties saved too) rolls out to the auto_upgrade nodes it is newer for."""
+        super().save_related(request, form, formsets, change)
+        if not change and (rollout := rollout_auto_create(image=form.instance, actor=request.user)):
+            self.message_user(
+                request,
+                f"Auto-upgrade: rollout {str(rollout.pk)[:8]} to {form.instance}, {rollout.state}.",
+                messages.INFO,
+            )
 
     @admin.display(description="minimum (CPU, memory, disk)")
     def minimum(self, image):
@@ -212,10 +234,10 @@ class NodeAdmin(LargeTableAdmin):
     search_help_text = "Node name (or part of it), or a node id."
     # Only the name has an index fit for sorting a million rows page by page.
     sortable_by = ["name"]
-    actions = ["upgrade_selected", "delete_selected"]
+    actions = ["upgrade_selected", "auto_upgrade_on", "auto_upgrade_off", "delete_selected"]
 
     fieldsets = [
-        (None, {"fields": ["name", "host_link", "image", "state_column", "config"]}),
+        (None, {"fields": ["name", "host_link", "image", "state_column", "auto_upgrade", "config"]}),
         ("Allocation", {"fields": ["cpu", "memory", "disk"]}),
         ("Agent commands", {"fields": ["timeline"]}),
         ("History", {"fields": ["history"]}),
@@ -369,6 +391,7 @@ class NodeAdmin(LargeTableAdmin):
                     image_id=data["image"].pk,
                     properties=data["properties"],
                     force=data.get("force", False),
+                    auto_upgrade=data.get("auto_upgrade", False),
                     actor=request.user,
                     source=Source.ADMIN,
                 )
@@ -405,6 +428,22 @@ class NodeAdmin(LargeTableAdmin):
 
     def delete_model(self, request, obj):
         node_delete(node_id=obj.pk, actor=request.user, source=Source.ADMIN)
+
+    @admin.action(permissions=["upgrade"], description="Turn auto-upgrade on")
+    def auto_upgrade_on(self, request, queryset):
+        self._auto_upgrade(request, queryset, True)
+
+    @admin.action(permissions=["upgrade"], description="Turn auto-upgrade off")
+    def auto_upgrade_off(self, request, queryset):
+        self._auto_upgrade(request, queryset, False)
+
+    def _auto_upgrade(self, request, queryset, value: bool):
+        """Sets the one field of a node changed in place (§10) on the selected nodes."""
+        node_ids = self._selection(request, queryset)
+        if node_ids is None:
+            return
+        changed = nodes_auto_upgrade_set(node_ids=node_ids, auto_upgrade=value)
+        self.message_user(request, f"Auto-upgrade {'on' if value else 'off'}: {changed} node(s) changed.")
 
     @admin.action(permissions=["delete"], description="Delete selected nodes")
     def delete_selected(self, request, queryset):
@@ -684,3 +723,6 @@ def _cancel_effect(command: Command) -> str:
     if command.kind == "node_create":
         return "The host never started it: the node becomes failed (delete it afterwards)."
     return "The host never started it: the node stays deleted; the host may still hold it."
+
+
+from nodes.rollouts import admin as rollouts_admin  # noqa: E402,F401 -- registers the rollouts' admin

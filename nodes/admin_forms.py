@@ -41,6 +41,9 @@ class NodeCreateForm(forms.Form):
         "values. Keys left out take the image's defaults.",
     )
     force = forms.BooleanField(required=False, label="Force", help_text=FORCE_HELP)
+    auto_upgrade = forms.BooleanField(
+        required=False, help_text="Follow newer images of its protocol (same major) by rollouts."
+    )
 
     def __init__(self, *args, allow_force: bool, **kwargs):
         super().__init__(*args, **kwargs)

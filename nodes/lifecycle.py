@@ -38,6 +38,7 @@ from nodes.models import (
     node_state_transition,
 )
 from nodes.resources import Resources
+from nodes.rollouts.hooks import rollout_upgrade_closed
 from nodes.services import allocation_fields, log_node_event
 
 logger = logging.getLogger("nodes.lifecycle")
@@ -217,9 +218,9 @@ def command_result(
     An outcome the kind does not have, a message over 2,000 characters, `retry_after_seconds`
     missing with `retry_later` (or present with another outcome): `invalid`.
 
-    Rollouts (§10): the rollout's node row follows the outcome at the one marked place below,
-    inside this transaction, after the outcome is applied (`change` holds the command, its new
-    status, and the node as it now is)."""
+    Rollouts (§10): the rollout's node row follows the outcome inside this transaction, after
+    the outcome is applied (nodes.rollouts.hooks.rollout_upgrade_closed), and the rollout's
+    advance is enqueued with it."""
     pk = _command_pk(command_id)
 
     def work() -> CommandChange:
@@ -246,7 +247,7 @@ def command_result(
             transaction.on_commit(lambda: _count_result(command, outcome))
             return CommandChange(command, node)
         change = _apply_outcome(command, node, outcome, message)
-        # ---- §10 hook: the rollout's node row follows `change` here (same transaction). ----
+        rollout_upgrade_closed(command=change.command, node=change.node)  # §10: the rollout's row follows
         transaction.on_commit(lambda: _count_result(command, outcome))
         return change
 
@@ -349,6 +350,7 @@ def command_cancel(*, command_id, actor=None, source: str = Source.API) -> Comma
             node_state_transition(node, NodeState.FAILED)
             _write_node(node, state=node.state)
         _log_rollback(NodeEvent.COMMAND_CANCELLED, command, node, before, message=note, actor=actor, source=source)
+        rollout_upgrade_closed(command=command, node=node)  # §10: the rollout's row follows
         transaction.on_commit(
             lambda: log_event(logger, "command_cancelled", command=pk, kind=command.kind, status_was=was, source=source)
         )

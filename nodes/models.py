@@ -151,6 +151,8 @@ class Node(models.Model):
     # node_create inserts `creating` (§9); the default serves rows written in bulk (seed_demo,
     # tests) for hosts that already run them.
     state = models.CharField(max_length=20, choices=NodeState.choices, default=NodeState.RUNNING)
+    # Moved by rollouts made when a newer image of its protocol and major is added (§10).
+    auto_upgrade = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

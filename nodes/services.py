@@ -60,6 +60,7 @@ from nodes.models import (
     node_state_transition,
 )
 from nodes.resources import ImageSpec, PropertySpec, Resources, carry_over, full_config, required_allocation
+from nodes.rollouts.hooks import rollout_node_deleted
 
 logger = logging.getLogger("nodes.services")
 
@@ -529,13 +530,14 @@ def node_create(
     image_id,
     properties: dict | None = None,
     force: bool = False,
+    auto_upgrade: bool = False,
     actor=None,
     source: str = Source.API,
 ) -> NodeChange:
     """Places a new node on a host, `creating` until its agent reports (§9): allocation from its
     config on the image, capacity checked (unless force), counters += allocation and node_count
     + 1, NodeLog `created`, Command `node_create`. Properties must be keys of the image; missing
-    keys take its defaults."""
+    keys take its defaults. `auto_upgrade`: the node follows newer images of its protocol (§10)."""
     properties = _validate_create_input(name, properties)
 
     def work() -> NodeChange:
@@ -558,7 +560,13 @@ def node_create(
         host = host_counters_write(host=host, check=check)
         forced = _forced(check, force)
         node = Node.objects.create(
-            name=name, host=host, image_id=spec.id, properties=config, state=NodeState.CREATING, **allocation.as_dict()
+            name=name,
+            host=host,
+            image_id=spec.id,
+            properties=config,
+            state=NodeState.CREATING,
+            auto_upgrade=auto_upgrade,
+            **allocation.as_dict(),
         )
         log_node_event(
             NodeEvent.CREATED,
@@ -616,6 +624,7 @@ def node_delete(*, node_id, actor=None, source: str = Source.API) -> NodeChange:
         )
         _close_open_commands(node)
         _command(CommandKind.NODE_DELETE, node, host, {"name": node.name, "image_id": str(node.image_id)})
+        rollout_node_deleted(node_id=node.pk)
         transaction.on_commit(
             lambda: log_event(
                 logger,

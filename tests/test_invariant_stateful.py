@@ -1,13 +1,17 @@
 """The core promise, checked as a state machine on PostgreSQL (hypothesis): whatever sequence of
 creates, upgrades (valid or not, forced, planned), deletes, agent acks and results (rollbacks and
-retry_later included), cancels, drift written around the app and repairs, after every step each
+retry_later included), cancels, rollouts (created, started, advanced, paused, resumed, aborted,
+their nodes' agents answering by the result rule), drift written around the app and repairs,
+after every step each
 host's counters equal its nodes' sums — except for exactly the drift injected and not yet
 repaired, which the audit reports exactly —, every node has at most one open command (and is
 `creating`/`upgrading` exactly when it has one), and a rolled-back node's allocation is its
-required allocation on its image."""
+required allocation on its image; a node is held by at most one active rollout, a rollout never
+upgrades a node twice, and a rollout row waits (`upgrading`) only on an open command."""
 
 import pytest
 from django.db import connection
+from django_tasks_db.models import DBTaskResult
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
@@ -19,6 +23,16 @@ from hosts.repair import host_counters_repair
 from nodes.lifecycle import command_ack, command_cancel, command_result
 from nodes.models import OPEN_STATUSES, OUTCOMES_OF_KIND, Command, Image, ImageProperty, Node, NodeLog
 from nodes.resources import Resources, required_allocation
+from nodes.rollouts.models import ACTIVE_STATES, Rollout, RolloutNode
+from nodes.rollouts.plan import selection_check
+from nodes.rollouts.services import (
+    rollout_abort,
+    rollout_advance,
+    rollout_create,
+    rollout_pause,
+    rollout_resume,
+    rollout_start,
+)
 from nodes.services import image_spec, node_create, node_delete, node_upgrade, node_upgrade_plan
 from tests.factories import GiB, HostFactory, ImageFactory, ImagePropertyFactory
 from tests.invariants import counter_drift
@@ -28,7 +42,18 @@ from tests.support import fleet_snapshot
 class Fleet(RuleBasedStateMachine):
     def __init__(self):
         super().__init__()
-        for model in (NodeLog, Command, CounterRepair, Node, ImageProperty, Image, Host):
+        for model in (
+            DBTaskResult,
+            RolloutNode,
+            Rollout,
+            NodeLog,
+            Command,
+            CounterRepair,
+            Node,
+            ImageProperty,
+            Image,
+            Host,
+        ):
             model.objects.all().delete()
         self.hosts = [
             HostFactory(cpu_cores=12, memory_bytes=48 * GiB, disk_bytes=2048 * GiB),
@@ -42,6 +67,7 @@ class Fleet(RuleBasedStateMachine):
         other = ImageFactory(protocol="btc", min_cpu_cores=2, min_memory_bytes=2 * GiB, min_disk_bytes=50 * GiB)
         self.images = [small, large, lean, other]
         self.nodes = []
+        self.rollouts = []
         self.injected = {}  # (host id, counter) -> recorded minus true, written by SQL
         self.serial = 0
 
@@ -138,6 +164,46 @@ class Fleet(RuleBasedStateMachine):
             return
         assert not command.is_open or Command.objects.get(pk=command.pk).status == "cancelled"
 
+    @rule(
+        image=st.integers(0, 3),
+        canary=st.integers(0, 2),
+        batch_size=st.integers(1, 3),
+        max_failures=st.integers(1, 2),
+        pause_after_canary=st.booleans(),
+        start=st.booleans(),
+    )
+    def rollout(self, image, canary, batch_size, max_failures, pause_after_canary, start):
+        selection = selection_check(
+            image_id=self.images[image].pk,
+            canary=canary,
+            batch_size=batch_size,
+            max_failures=max_failures,
+            pause_after_canary=pause_after_canary,
+        )
+        before = set(RolloutNode.objects.filter(holds_node=True).values_list("node_id", flat=True))
+        rollout = rollout_create(selection=selection, start=start)
+        mine = set(RolloutNode.objects.filter(rollout=rollout, holds_node=True).values_list("node_id", flat=True))
+        assert not mine & before  # a node held by an active rollout is skipped by another
+        self.rollouts.append(rollout.pk)
+
+    @precondition(lambda self: self.rollouts)
+    @rule(data=st.data())
+    def rollout_advance(self, data):
+        rollout_advance(rollout_id=data.draw(st.sampled_from(self.rollouts)))
+
+    @precondition(lambda self: self.rollouts)
+    @rule(data=st.data(), action=st.sampled_from(["start", "pause", "resume", "abort"]), limit=st.integers(1, 4))
+    def rollout_control(self, data, action, limit):
+        rollout = Rollout.objects.get(pk=data.draw(st.sampled_from(self.rollouts)))
+        control = {"start": rollout_start, "pause": rollout_pause, "resume": rollout_resume, "abort": rollout_abort}
+        extra = {"max_failures": limit} if action == "resume" else {}
+        try:
+            control[action](rollout_id=rollout.pk, **extra)
+        except ApplicationError as error:
+            assert error.code == "invalid_state", error
+            allowed = {"start": ["planned"], "pause": ["running"], "resume": ["paused", "halted"]}
+            assert rollout.state not in allowed.get(action, ACTIVE_STATES) or action == "resume"
+
     @rule(host=st.integers(0, 1), counter=st.sampled_from(COUNTER_FIELDS), amount=st.integers(-3 * GiB, 3 * GiB))
     def inject_drift(self, host, counter, amount):
         host = self.hosts[host]
@@ -182,6 +248,26 @@ class Fleet(RuleBasedStateMachine):
             last = NodeLog.objects.filter(node_id=node.pk).order_by("-id").values_list("event", flat=True).first()
             if last == "upgrade_rolled_back" or (last == "command_cancelled" and node.state == "running"):
                 assert Resources.of(node) == required_allocation(image_spec(node.image), node.properties)
+
+    @invariant()
+    def rollouts_hold_each_node_once_and_upgrade_it_once(self):
+        held = list(
+            RolloutNode.objects.filter(holds_node=True, rollout__state__in=ACTIVE_STATES).values_list(
+                "node_id", flat=True
+            )
+        )
+        assert len(held) == len(set(held))
+        assert not RolloutNode.objects.filter(holds_node=True).exclude(rollout__state__in=ACTIVE_STATES).exists()
+        upgrades = NodeLog.objects.filter(event="upgrade_started", source="rollout").count()
+        assert upgrades == RolloutNode.objects.filter(command_id__isnull=False).count()
+        for rollout in Rollout.objects.all():
+            assert rollout.current_batch <= rollout.batches
+
+    @invariant()
+    def a_rollout_row_waits_only_on_an_open_command(self):
+        waiting = RolloutNode.objects.filter(status="upgrading").values_list("command_id", flat=True)
+        statuses = set(Command.objects.filter(pk__in=list(waiting)).values_list("status", flat=True))
+        assert statuses <= {*OPEN_STATUSES, "superseded"}  # superseded rows are let go on the next tick
 
     @invariant()
     def the_audit_reports_exactly_the_injected_drift(self):

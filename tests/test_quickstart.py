@@ -1,7 +1,9 @@
-"""`make run` as a newcomer sees it, on its own SQLite file and a free port: the server and the
-simulated agents started together by config/devserver.py; an upgrade ends `running` within
-seconds; Ctrl-C stops everything; no process ever sees "database is locked"."""
+"""`make run` as a newcomer sees it, on its own SQLite file and a free port: the server, the
+simulated agents and a task worker started together by config/devserver.py; an upgrade ends
+`running` within seconds, a rollout completes; Ctrl-C stops everything; no process ever sees
+"database is locked"."""
 
+import json
 import os
 import signal
 import sqlite3
@@ -45,6 +47,7 @@ def test_make_run_serves_with_agents_that_finish_an_upgrade_and_ctrl_c_stops_all
             "config.devserver",
             f"{python} manage.py runserver 127.0.0.1:{port} --noreload",
             f"{python} manage.py simulate_agents --url http://127.0.0.1:{port} --interval 0.3",
+            f"{python} manage.py db_worker --interval 0.3 --no-reload",
         ],
         cwd=ROOT,
         env=env,
@@ -67,11 +70,23 @@ def test_make_run_serves_with_agents_that_finish_an_upgrade_and_ctrl_c_stops_all
             if state != "upgrading":
                 break
             time.sleep(0.3)
+        created = manage("rollout", "create", image, "--canary", "0", "--no-pause-after-canary", "--start", "--json")
+        rollout_id = json.loads(created)["id"]
+        rollout_state = None
+        while time.monotonic() < deadline and demo.poll() is None:
+            with sqlite3.connect(database) as db:
+                rollout_state = db.execute(
+                    "SELECT state FROM nodes_rollout WHERE id = ?", [rollout_id.replace("-", "")]
+                ).fetchone()[0]
+            if rollout_state != "running":
+                break
+            time.sleep(0.3)
     finally:
         demo.send_signal(signal.SIGINT)
         output, _ = demo.communicate(timeout=30)
 
     assert state == "running", output
+    assert rollout_state == "completed", output
     assert demo.returncode == 0, output
     assert "simulate_agents | " in output and "node_upgrade of node" in output
     assert "database is locked" not in output

@@ -98,6 +98,15 @@ class NodeCreateSerializer(StrictInputSerializer):
     force = StrictBooleanField(
         required=False, default=False, help_text="Place past the host's capacity (needs hosts.overcommit_host)."
     )
+    auto_upgrade = StrictBooleanField(
+        required=False, default=False, help_text="Follow newer images of the protocol (same major) by rollouts."
+    )
+
+
+class NodeAutoUpgradeSerializer(StrictInputSerializer):
+    """PATCH of a node: auto_upgrade is the one field a client changes in place (§10)."""
+
+    auto_upgrade = StrictBooleanField(help_text="Follow newer images of the protocol (same major) by rollouts.")
 
 
 class NodeUpgradeSerializer(StrictInputSerializer):
@@ -205,6 +214,7 @@ class NodeSerializer(FleetModelSerializer):
             "properties",
             *RESOURCES,
             "state",
+            "auto_upgrade",
             "created_at",
             "updated_at",
         ]

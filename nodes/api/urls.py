@@ -5,11 +5,13 @@ from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from nodes.api.views import CommandCancelView, HostViewSet, ImageViewSet, NodeViewSet
+from nodes.rollouts.api import RolloutViewSet
 
 router = SimpleRouter(use_regex_path=False)
 router.register("hosts", HostViewSet, basename="host")
 router.register("images", ImageViewSet, basename="image")
 router.register("nodes", NodeViewSet, basename="node")
+router.register("rollouts", RolloutViewSet, basename="rollout")
 
 urlpatterns = [
     *router.urls,

@@ -19,6 +19,7 @@ from nodes.api.permissions import ModelReadPermission, check_force, model_permis
 from nodes.api.serializers import (
     HostSerializer,
     ImageSerializer,
+    NodeAutoUpgradeSerializer,
     NodeCreateSerializer,
     NodeSerializer,
     NodeUpgradeSerializer,
@@ -27,6 +28,7 @@ from nodes.api.serializers import (
 )
 from nodes.lifecycle import command_cancel
 from nodes.models import Image, Node
+from nodes.rollouts.auto import nodes_auto_upgrade_set
 from nodes.services import node_create, node_delete, node_upgrade, node_upgrade_plan
 
 DETAIL_ERRORS = problems(400, 401, 403, 404, 503)
@@ -91,7 +93,12 @@ class NodeViewSet(FleetReadViewSet):
     noun = "node"
 
     def get_permissions(self):
-        perm = {"create": "nodes.add_node", "destroy": "nodes.delete_node", "upgrade": "nodes.upgrade_node"}
+        perm = {
+            "create": "nodes.add_node",
+            "destroy": "nodes.delete_node",
+            "upgrade": "nodes.upgrade_node",
+            "partial_update": "nodes.change_node",
+        }
         if self.action in perm:
             return [IsAuthenticated(), model_permission(perm[self.action])()]
         return super().get_permissions()
@@ -113,6 +120,19 @@ class NodeViewSet(FleetReadViewSet):
         return Response(
             NodeSerializer(change.node).data, status=status.HTTP_201_CREATED, headers={"Location": location}
         )
+
+    @extend_schema(
+        summary="Turn a node's auto-upgrade on or off (the one field changed in place)",
+        request=NodeAutoUpgradeSerializer,
+        responses={200: NodeSerializer, **problems(400, 401, 403, 404, 413, 415, 503)},
+    )
+    def partial_update(self, request, pk):
+        serializer = NodeAutoUpgradeSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        node = self.get_object()
+        nodes_auto_upgrade_set(node_ids=[node.pk], auto_upgrade=serializer.validated_data["auto_upgrade"])
+        node.refresh_from_db()
+        return Response(NodeSerializer(node).data)
 
     @extend_schema(
         summary="Delete a node",

@@ -20,6 +20,7 @@ from schemathesis.specs.openapi.checks import (
 
 from hosts.agent_tokens import agent_token_issue
 from nodes.models import Command
+from nodes.rollouts.models import Rollout
 from nodes.services import node_upgrade
 from tests.api.conftest import READ_PERMISSIONS
 from tests.factories import HostFactory, ImageFactory, ImagePropertyFactory, UserFactory, place_node
@@ -64,10 +65,15 @@ def fuzz_fleet(db):
             "nodes.upgrade_node",
             "hosts.overcommit_host",
             "nodes.cancel_command",
+            "nodes.view_rollout",
+            "nodes.add_rollout",
+            "nodes.change_rollout",
         ]
     )
+    rollout = Rollout.objects.create(image=images[2])
     commands = [str(pk) for pk in Command.objects.filter(host=host).values_list("pk", flat=True)]
     return {
+        "rollouts": [str(rollout.pk)],
         "hosts": [str(host.pk)],
         "images": [str(image.pk) for image in images],
         "nodes": [str(node.pk) for node in nodes],
@@ -97,7 +103,7 @@ def test_the_api_answers_any_request_within_its_schema(wsgi_app, fuzz_fleet, mod
     user_auth = {"Authorization": f"Token {fuzz_fleet['token']}"}
     agent_auth = {"Authorization": f"Bearer {fuzz_fleet['agent_token']}"}
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 17  # every method of every path
+    assert len(operations) == 26  # every method of every path (9 of them rollouts' and PATCH of a node)
     # Deletes last (nodes to upgrade), then the caller's own tokens, revoke-all the very last.
     operations.sort(
         key=lambda operation: (

@@ -52,6 +52,13 @@ def test_the_schema_is_public_even_with_a_bad_token(client):
         "/api/v1/auth/tokens/",
         "/api/v1/auth/tokens/{id}/",
         "/api/v1/auth/tokens/revoke-all/",
+        "/api/v1/rollouts/",
+        "/api/v1/rollouts/{id}/",
+        "/api/v1/rollouts/{id}/nodes/",
+        "/api/v1/rollouts/{id}/start/",
+        "/api/v1/rollouts/{id}/pause/",
+        "/api/v1/rollouts/{id}/resume/",
+        "/api/v1/rollouts/{id}/abort/",
     }
 
 

@@ -133,6 +133,38 @@ def test_every_operation_answers_what_the_served_schema_says(client, admin_clien
     tour.call(canceller, "post", cancel, status=409)
     tour.call(canceller, "post", "/api/v1/commands/999999999/cancel/", status=404)
 
+    # Rollouts (§10) and the one field of a node changed in place.
+    roller = token_client(
+        UserFactory(
+            permissions=[
+                "nodes.view_rollout",
+                "nodes.add_rollout",
+                "nodes.change_rollout",
+                "nodes.upgrade_node",
+                "nodes.change_node",
+            ]
+        )
+    )
+    tour.call(roller, "patch", f"/api/v1/nodes/{node.pk}/", {"auto_upgrade": True}, status=200)
+    tour.call(roller, "patch", f"/api/v1/nodes/{node.pk}/", {"name": "renamed"}, status=400)
+    tour.call(as_role("reader"), "patch", f"/api/v1/nodes/{node.pk}/", {"auto_upgrade": True}, status=403)
+    rollouts = "/api/v1/rollouts/"
+    tour.call(roller, "post", rollouts, {"image_id": str(v1.pk), "dry_run": True}, status=200)
+    tour.call(roller, "post", rollouts, {"image_id": str(v1.pk), "batch_size": 0}, status=400)
+    tour.call(roller, "post", rollouts, {"image_id": missing}, status=404)
+    rollout = tour.call(roller, "post", rollouts, {"image_id": str(v1.pk)}, status=201).json()["id"]
+    tour.call(roller, "get", rollouts, status=200)
+    tour.call(roller, "get", f"{rollouts}{rollout}/", status=200)
+    tour.call(roller, "get", f"{rollouts}{missing}/", status=404)
+    tour.call(roller, "get", f"{rollouts}{rollout}/nodes/", status=200)
+    tour.call(roller, "post", f"{rollouts}{rollout}/pause/", status=409)
+    tour.call(roller, "post", f"{rollouts}{rollout}/start/", status=200)
+    tour.call(roller, "post", f"{rollouts}{rollout}/pause/", status=200)
+    tour.call(roller, "post", f"{rollouts}{rollout}/resume/", {"max_failures": "2"}, status=400)
+    tour.call(roller, "post", f"{rollouts}{rollout}/resume/", {}, status=200)
+    tour.call(roller, "post", f"{rollouts}{rollout}/abort/", status=200)
+    tour.call(as_role("reader"), "get", rollouts, status=403)
+
     # The caller's own API tokens: make, list, revoke one, revoke all, and their refusals.
     me = as_role("reader")
     made = tour.call(me, "post", "/api/v1/auth/tokens/", {"name": "tour"}, status=201).json()

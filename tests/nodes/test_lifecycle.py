@@ -588,24 +588,26 @@ def statements(service, **kwargs) -> list[str]:
     return [q["sql"] for q in captured.captured_queries if "SAVEPOINT" not in q["sql"]]
 
 
-def test_a_result_runs_four_statements_with_the_lock_first(host, images, upgrading):
+def test_a_result_runs_five_statements_with_the_lock_first(host, images, upgrading):
     command = open_command(upgrading)
 
     sql = statements(command_result, command_id=command.pk, host_id=host.pk, outcome="succeeded")
 
-    # lock node, host and command (one statement); command; node; NodeLog
-    assert len(sql) == 4
+    # lock node, host and command (one statement); command; node; NodeLog; the rollout row
+    # waiting on the command, if any (§10: none here)
+    assert len(sql) == 5
     assert sql[0].startswith("SELECT") and sql[0].endswith("FOR NO KEY UPDATE OF n, h, c")
-    assert [s.split()[0] for s in sql[1:]] == ["UPDATE", "UPDATE", "INSERT"]
+    assert [s.split()[0] for s in sql[1:]] == ["UPDATE", "UPDATE", "INSERT", "UPDATE"]
+    assert "nodes_rolloutnode" in sql[4]
 
 
-def test_a_rollback_runs_six_statements(host, images, upgrading):
+def test_a_rollback_runs_seven_statements(host, images, upgrading):
     command = open_command(upgrading)
 
     sql = statements(command_result, command_id=command.pk, host_id=host.pk, outcome="rolled_back")
 
-    # lock; command; the `from` image exists; counters (deltas); node; NodeLog
-    assert len(sql) == 6
+    # lock; command; the `from` image exists; counters (deltas); node; NodeLog; rollout row (§10)
+    assert len(sql) == 7
     assert any('"node_cpu_cores" = "node_cpu_cores" +' in s for s in sql)
 
 
