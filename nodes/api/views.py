@@ -18,6 +18,8 @@ from nodes.api.filters import NodeFilter
 from nodes.api.permissions import ModelReadPermission, check_force, model_permission
 from nodes.api.serializers import (
     HostSerializer,
+    ImageCreatedSerializer,
+    ImageCreateSerializer,
     ImageSerializer,
     NodeAutoUpgradeSerializer,
     NodeCreateSerializer,
@@ -26,6 +28,7 @@ from nodes.api.serializers import (
     UpgradePlanSerializer,
     UpgradeSerializer,
 )
+from nodes.images import image_create
 from nodes.lifecycle import command_cancel
 from nodes.models import Image, Node
 from nodes.rollouts.auto import nodes_auto_upgrade_set
@@ -72,12 +75,32 @@ class HostViewSet(FleetReadViewSet):
     retrieve=extend_schema(summary="An image", responses={200: ImageSerializer, **DETAIL_ERRORS}),
 )
 class ImageViewSet(FleetReadViewSet):
-    """Images with their properties (requirements in exact integers)."""
+    """Images with their properties (requirements in exact integers); adding one goes through
+    nodes.images.image_create (which makes the auto-upgrade rollout, §10)."""
 
     queryset = Image.objects.prefetch_related("properties")
     serializer_class = ImageSerializer
     pagination_class = ByProtocolPagination
     noun = "image"
+
+    def get_permissions(self):
+        if self.action == "create":
+            return [IsAuthenticated(), model_permission("nodes.add_image")()]
+        return super().get_permissions()
+
+    @extend_schema(
+        summary="Add an image (rolls out to the auto_upgrade nodes it is newer for)",
+        request=ImageCreateSerializer,
+        responses={201: ImageCreatedSerializer, **problems(400, 401, 403, 411, 413, 415, 503)},
+    )
+    def create(self, request):
+        serializer = ImageCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        created = image_create(**serializer.validated_data, actor=request.user, source=Source.API)
+        location = request.build_absolute_uri(reverse("image-detail", args=[created.image.pk]))
+        image = Image.objects.prefetch_related("properties").get(pk=created.image.pk)
+        data = ImageCreatedSerializer(image, context={"rollout": created.rollout}).data
+        return Response(data, status=status.HTTP_201_CREATED, headers={"Location": location})
 
 
 @extend_schema_view(

@@ -18,6 +18,7 @@ from nodes.api.serializers import (
     StrictBooleanField,
     StrictCharField,
     StrictInputSerializer,
+    StrictIntegerField,
     StrictUUIDField,
 )
 from nodes.rollouts.models import Rollout, RolloutNode, RolloutNodeStatus
@@ -35,15 +36,6 @@ INT_MAX = 2**31 - 1
 
 # ---------------------------------------------------------------------------------------------
 # Input
-
-
-class StrictIntegerField(serializers.IntegerField):
-    """A JSON integer, nothing else (DRF's IntegerField also takes "5", 5.0 and true)."""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, int) or isinstance(data, bool):
-            self.fail("invalid")
-        return super().to_internal_value(data)
 
 
 class RolloutCreateSerializer(StrictInputSerializer):
