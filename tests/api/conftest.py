@@ -24,7 +24,14 @@ ROLES = {
     "upgrader": [*READ_PERMISSIONS, "nodes.upgrade_node"],
     "overcommitter": [*READ_PERMISSIONS, "nodes.upgrade_node", "hosts.overcommit_host"],
     "operator": [*READ_PERMISSIONS, "nodes.add_node", "nodes.delete_node", "nodes.upgrade_node"],
-    "admin": [*READ_PERMISSIONS, "nodes.add_node", "nodes.delete_node", "nodes.upgrade_node", "hosts.overcommit_host"],
+    "admin": [
+        *READ_PERMISSIONS,
+        "nodes.add_node",
+        "nodes.delete_node",
+        "nodes.upgrade_node",
+        "hosts.overcommit_host",
+        "nodes.add_image",
+    ],
 }
 
 

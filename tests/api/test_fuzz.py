@@ -61,6 +61,7 @@ def fuzz_fleet(db):
         permissions=[
             *READ_PERMISSIONS,
             "nodes.add_node",
+            "nodes.add_image",
             "nodes.delete_node",
             "nodes.upgrade_node",
             "hosts.overcommit_host",
@@ -103,7 +104,7 @@ def test_the_api_answers_any_request_within_its_schema(wsgi_app, fuzz_fleet, mod
     user_auth = {"Authorization": f"Token {fuzz_fleet['token']}"}
     agent_auth = {"Authorization": f"Bearer {fuzz_fleet['agent_token']}"}
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 26  # every method of every path (9 of them rollouts' and PATCH of a node)
+    assert len(operations) == 27  # every method of every path (9 of them rollouts', PATCH of a node, POST of an image)
     # Deletes last (nodes to upgrade), then the caller's own tokens, revoke-all the very last.
     operations.sort(
         key=lambda operation: (

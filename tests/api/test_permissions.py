@@ -32,6 +32,7 @@ def requests(fleet):
             "/api/v1/nodes/",
             {"name": "n", "host_id": str(fleet["host"].pk), "image_id": str(fleet["v1"].pk), "force": True},
         ),
+        "add-image": ("post", "/api/v1/images/", {"protocol": "ethereum", "version": "1.1.0"}),
         "delete": ("delete", f"/api/v1/nodes/{node.pk}/", None),
         "upgrade": ("post", f"/api/v1/nodes/{node.pk}/upgrade/", {"image_id": str(v2.pk)}),
         "plan": ("post", f"/api/v1/nodes/{node.pk}/upgrade/", {"image_id": str(v2.pk), "dry_run": True}),
@@ -45,7 +46,7 @@ def requests(fleet):
 
 
 READS = ["hosts", "host", "images", "image", "nodes", "node"]
-WRITES = ["create", "create-force", "delete", "upgrade", "plan", "upgrade-force", "plan-force"]
+WRITES = ["create", "create-force", "add-image", "delete", "upgrade", "plan", "upgrade-force", "plan-force"]
 
 #: role -> the requests it may make (any other: 403 signed in, 401 anonymous).
 ALLOWED = {
@@ -56,7 +57,7 @@ ALLOWED = {
     "operator": [*READS, "create", "delete", "upgrade", "plan"],
     "admin": [*READS, *WRITES],
 }
-SUCCESS = {"create": 201, "create-force": 201, "delete": 204}
+SUCCESS = {"create": 201, "create-force": 201, "add-image": 201, "delete": 204}
 
 
 def call(client, fleet, name):
@@ -78,7 +79,7 @@ def test_permission_matrix(as_role, fleet, role, name):
         assert snapshot() == before
 
 
-@pytest.mark.parametrize("name", [*READS, "create", "delete", "upgrade", "plan", "upgrade-force"])
+@pytest.mark.parametrize("name", [*READS, "create", "add-image", "delete", "upgrade", "plan", "upgrade-force"])
 def test_anonymous_gets_401_with_a_token_challenge_everywhere(fleet, name):
     before = snapshot()
 

@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.query_parameters import documented_query_parameters
+from nodes.models import Image
 from tests.api.conftest import assert_problem, snapshot
 
 pytestmark = pytest.mark.django_db
@@ -44,19 +45,22 @@ def test_an_unknown_parameter_on_the_nodes_list_is_invalid_naming_it(admin_clien
         ("get", "/api/v1/images/{image}/?fields=id"),
         ("get", "/api/v1/nodes/{node}/?host={host}"),  # filters belong to the list, not the detail
         ("post", "/api/v1/nodes/?dry_run=true"),  # a body field, not a query parameter
+        ("post", "/api/v1/images/?protocol=ethereum"),
         ("post", "/api/v1/nodes/{node}/upgrade/?dry_run=true"),
         ("delete", "/api/v1/nodes/{node}/?force=true"),
     ],
 )
 def test_an_unknown_parameter_on_any_operation_is_invalid_and_changes_nothing(admin_client, fleet, method, path):
-    before = snapshot()
+    before, images = snapshot(), Image.objects.count()
     path = path.format(host=fleet["host"].pk, image=fleet["v1"].pk, node=fleet["node"].pk)
 
     body = {"image_id": str(fleet["v2"].pk)} if path.endswith("upgrade/?dry_run=true") else None
+    if path.startswith("/api/v1/images/?"):
+        body = {"protocol": "ethereum", "version": "9.0.0"}
     response = getattr(admin_client, method)(path, body)
 
     assert_problem(response, 400, "invalid")
-    assert snapshot() == before
+    assert snapshot() == before and Image.objects.count() == images
 
 
 def test_several_unknown_parameters_are_all_named(admin_client, fleet):

@@ -29,6 +29,7 @@ def test_the_schema_generates_without_warnings_and_validates(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "Warning" not in result.stderr and "Error" not in result.stderr, result.stderr
     assert "/api/v1/nodes/{id}/upgrade/" in out.read_text()
+    assert "ImageCreated" in out.read_text()
 
 
 def test_the_schema_is_public_even_with_a_bad_token(client):

@@ -70,6 +70,10 @@ def test_every_operation_answers_what_the_served_schema_says(client, admin_clien
     tour.call(admin_client, "get", f"/api/v1/hosts/{missing}/", status=404)
     tour.call(admin_client, "get", "/api/v1/images/", status=200)
     tour.call(admin_client, "get", f"/api/v1/images/{v1.pk}/", status=200)
+    added = {"protocol": "ethereum", "version": "1.1.0", "properties": [{"key": "archive", "default_value": "off"}]}
+    tour.call(admin_client, "post", "/api/v1/images/", added, status=201)
+    tour.call(admin_client, "post", "/api/v1/images/", added, status=400)  # protocol@version taken
+    tour.call(as_role("operator"), "post", "/api/v1/images/", {**added, "version": "1.2.0"}, status=403)
     tour.call(admin_client, "get", "/api/v1/nodes/", query={"host": str(host.pk), "protocol": "ethereum"}, status=200)
     tour.call(admin_client, "get", "/api/v1/nodes/", query={"host_id": str(host.pk)}, status=400)
     tour.call(admin_client, "get", "/api/v1/nodes/", query={"cursor": "bogus"}, status=400)
