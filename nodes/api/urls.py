@@ -1,4 +1,4 @@
-"""/api/v1/ routes: hosts and images (read), nodes (read, create, delete, upgrade), cancelling
+"""/api/v1/ routes: hosts (read), images (read, add), nodes (read, create, delete, upgrade), cancelling
 an agent command."""
 
 from django.urls import path
