@@ -105,32 +105,9 @@ def _lock_node(node_id) -> Node:
         raise NotFound(f"No node with id {node_id}.") from None
 
 
-def log_node_event(
-    event: str,
-    node: Node,
-    host: Host,
-    *,
-    actor,
-    source,
-    forced: bool = False,
-    force_requested: bool = False,
-    warnings=(),
-    **fields,
-) -> None:
-    insert_row(
-        NodeLog,
-        **node_event_values(
-            event,
-            node,
-            host,
-            actor=actor,
-            source=source,
-            forced=forced,
-            force_requested=force_requested,
-            warnings=warnings,
-            **fields,
-        ),
-    )
+def log_node_event(event: str, node: Node, host: Host, **fields) -> None:
+    """Writes a NodeLog entry; node_event_values names its fields."""
+    insert_row(NodeLog, **node_event_values(event, node, host, **fields))
 
 
 def node_event_values(
