@@ -1,5 +1,6 @@
 """Shared set-up for the benchmarks: a dedicated database, migrated and seeded with seed_demo."""
 
+import io
 import os
 import sys
 from pathlib import Path
@@ -47,3 +48,28 @@ def ensure_fleet(name: str, hosts: int, nodes_per_host: int) -> str:
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else float("nan")
+
+
+def post_environ(path: str, body: bytes, authorization: str) -> dict:
+    """The WSGI environ of one JSON POST with credentials, as gunicorn would hand it over."""
+    return {
+        "REQUEST_METHOD": "POST",
+        "SCRIPT_NAME": "",
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "HTTP_HOST": "127.0.0.1",
+        "HTTP_AUTHORIZATION": authorization,
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": sys.stderr,
+        "wsgi.url_scheme": "http",
+        "wsgi.version": (1, 0),
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+    }

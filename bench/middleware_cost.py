@@ -10,7 +10,6 @@ is what adding it to the chain, in settings order, adds to the time of a request
 """
 
 import argparse
-import io
 import os
 import sys
 import time
@@ -21,6 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from django.http import HttpResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
+
+from bench.common import post_environ
 
 
 @csrf_exempt
@@ -41,27 +42,7 @@ BODY = b'{"image_id": "00000000-0000-0000-0000-000000000000"}'
 
 
 def environ() -> dict:
-    return {
-        "REQUEST_METHOD": "POST",
-        "SCRIPT_NAME": "",
-        "PATH_INFO": "/api/v1/ping/",
-        "QUERY_STRING": "",
-        "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "80",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "127.0.0.1",
-        "HTTP_HOST": "127.0.0.1",
-        "HTTP_AUTHORIZATION": "Token " + "0" * 40,
-        "CONTENT_TYPE": "application/json",
-        "CONTENT_LENGTH": str(len(BODY)),
-        "wsgi.input": io.BytesIO(BODY),
-        "wsgi.errors": sys.stderr,
-        "wsgi.url_scheme": "http",
-        "wsgi.version": (1, 0),
-        "wsgi.multithread": False,
-        "wsgi.multiprocess": True,
-        "wsgi.run_once": False,
-    }
+    return post_environ("/api/v1/ping/", BODY, "Token " + "0" * 40)
 
 
 def per_request_us(middleware: list[str], requests: int) -> float:

@@ -10,7 +10,6 @@ request runs.
 """
 
 import argparse
-import io
 import json
 import os
 import random
@@ -19,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import ensure_fleet
+from bench.common import ensure_fleet, post_environ
 
 
 def production_environment() -> None:
@@ -37,27 +36,7 @@ def production_environment() -> None:
 def wsgi_post(application, path: str, payload: dict, token: str) -> tuple[str, bytes]:
     """One request through the WSGI application, as gunicorn would hand it over."""
     body = json.dumps(payload).encode()
-    environ = {
-        "REQUEST_METHOD": "POST",
-        "SCRIPT_NAME": "",
-        "PATH_INFO": path,
-        "QUERY_STRING": "",
-        "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "80",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "127.0.0.1",
-        "HTTP_HOST": "127.0.0.1",
-        "HTTP_AUTHORIZATION": f"Token {token}",
-        "CONTENT_TYPE": "application/json",
-        "CONTENT_LENGTH": str(len(body)),
-        "wsgi.input": io.BytesIO(body),
-        "wsgi.errors": sys.stderr,
-        "wsgi.url_scheme": "http",
-        "wsgi.version": (1, 0),
-        "wsgi.multithread": False,
-        "wsgi.multiprocess": True,
-        "wsgi.run_once": False,
-    }
+    environ = post_environ(path, body, f"Token {token}")
     status = []
     result = application(environ, lambda line, headers, exc_info=None: status.append(line))
     try:
