@@ -22,14 +22,7 @@ from hosts.audit import hosts_by_id_or_name
 from nodes.models import Image
 from nodes.rollouts.models import FAILURE_STATUSES, Rollout, RolloutNode, RolloutNodeStatus, RolloutState
 from nodes.rollouts.plan import rollout_plan, selection_check
-from nodes.rollouts.services import (
-    rollout_abort,
-    rollout_counts,
-    rollout_create,
-    rollout_pause,
-    rollout_resume,
-    rollout_start,
-)
+from nodes.rollouts.services import ROLLOUT_CONTROLS, rollout_counts, rollout_create
 
 #: The bar's segments, in order: (status or statuses, CSS class, label).
 SEGMENTS = [
@@ -39,7 +32,6 @@ SEGMENTS = [
     ((RolloutNodeStatus.UPGRADING,), "upgrading", "upgrading"),
     ((RolloutNodeStatus.PENDING,), "pending", "pending"),
 ]
-CONTROLS = {"start": rollout_start, "pause": rollout_pause, "resume": rollout_resume, "abort": rollout_abort}
 #: Which buttons each state shows (the services refuse the others anyway: invalid_state).
 BUTTONS = {
     RolloutState.PLANNED: ["start", "abort"],
@@ -166,7 +158,7 @@ def _status_counts() -> dict:
 
 @require_POST
 def control_view(request, rollout_id, action, *, model_admin):
-    if action not in CONTROLS:
+    if action not in ROLLOUT_CONTROLS:
         raise PermissionDenied
     if not request.user.has_perm("nodes.change_rollout"):
         raise PermissionDenied
@@ -178,7 +170,7 @@ def control_view(request, rollout_id, action, *, model_admin):
             model_admin.message_user(request, "max_failures must be a whole number.", messages.ERROR)
             return HttpResponseRedirect(reverse("admin:nodes_rollout_change", args=[rollout_id]))
     try:
-        rollout = CONTROLS[action](rollout_id=rollout_id, actor=request.user, **extra)
+        rollout = ROLLOUT_CONTROLS[action](rollout_id=rollout_id, actor=request.user, **extra)
     except ApplicationError as error:
         model_admin.message_user(request, error.detail, messages.ERROR)
     else:

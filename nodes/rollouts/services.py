@@ -196,6 +196,10 @@ def rollout_abort(*, rollout_id, actor=None) -> Rollout:
     return atomic_with_retry(work)
 
 
+#: The control actions of §10 by name, as the admin's buttons and the CLI's subcommands call them.
+ROLLOUT_CONTROLS = {"start": rollout_start, "pause": rollout_pause, "resume": rollout_resume, "abort": rollout_abort}
+
+
 def rollout_failures(rollout_id) -> int:
     return RolloutNode.objects.filter(rollout_id=rollout_id, status__in=FAILURE_STATUSES).count()
 

@@ -15,17 +15,8 @@ from nodes.rollouts.api import RolloutPlanSerializer, RolloutSerializer
 from nodes.rollouts.models import RolloutNode
 from nodes.rollouts.plan import Plan, rollout_plan, selection_check
 from nodes.rollouts.selectors import rollout_by_id
-from nodes.rollouts.services import (
-    rollout_abort,
-    rollout_counts,
-    rollout_create,
-    rollout_pause,
-    rollout_resume,
-    rollout_start,
-)
+from nodes.rollouts.services import ROLLOUT_CONTROLS, rollout_counts, rollout_create
 from nodes.selectors import image_by_id_or_label, node_by_id_or_name
-
-CONTROLS = {"start": rollout_start, "pause": rollout_pause, "resume": rollout_resume, "abort": rollout_abort}
 
 
 def _amounts(resources) -> str:
@@ -50,7 +41,7 @@ class Command(BaseCommand):
             sub.add_argument("--no-pause-after-canary", action="store_false", dest="pause_after_canary")
             sub.add_argument("--start", action="store_true", help="start at once (create)")
             sub.add_argument("--json", action="store_true")
-        for name in (*CONTROLS, "status"):
+        for name in (*ROLLOUT_CONTROLS, "status"):
             sub = actions.add_parser(name, help=f"{name} the rollout ID")
             sub.add_argument("rollout_id", metavar="ID")
             if name == "resume":
@@ -98,7 +89,7 @@ class Command(BaseCommand):
             rollout = rollout_by_id(rollout_id)
         else:
             extra = {"max_failures": options["max_failures"]} if action == "resume" else {}
-            rollout = CONTROLS[action](rollout_id=rollout_id, **extra)
+            rollout = ROLLOUT_CONTROLS[action](rollout_id=rollout_id, **extra)
         self._show(rollout, json)
 
     def _show(self, rollout, as_json: bool) -> None:
