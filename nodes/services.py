@@ -254,10 +254,12 @@ def busy_refusal(node: Node, command: Command | None) -> NodeBusy | None:
     )
 
 
-def _refusal(node: Node, old: ImageSpec, new: ImageSpec, allocation: Resources, command) -> ApplicationError | None:
+def _refusal(
+    node: Node, old: ImageSpec, new: ImageSpec, allocation: Resources, busy: NodeBusy | None
+) -> ApplicationError | None:
     """The first refusal of the checks of §2 that precede the counters', in the contract's order
     (node_busy right after "node and image exist": whatever the target, the node cannot change)."""
-    if busy := busy_refusal(node, command):
+    if busy is not None:
         return busy
     if new.id == old.id:
         return AlreadyOnImage(f"Node {node.name} already runs {new.label}; nothing to upgrade.")
@@ -283,6 +285,7 @@ def _upgrade_outcome(node: Node, old: ImageSpec, new: ImageSpec, command, *, for
     host_after = copy.copy(node.host)
     for counter, value in check.after.items():
         setattr(host_after, counter, value)
+    busy = busy_refusal(node, command)
     return UpgradeOutcome(
         node=node,
         host=host_after,
@@ -293,8 +296,8 @@ def _upgrade_outcome(node: Node, old: ImageSpec, new: ImageSpec, command, *, for
         config=config,
         counters=check,
         warnings=warnings,
-        error=_refusal(node, old, new, allocation, command) or check.error,
-        superseded=command if busy_refusal(node, command) is None else None,
+        error=_refusal(node, old, new, allocation, busy) or check.error,
+        superseded=command if busy is None else None,
     )
 
 
@@ -379,6 +382,7 @@ def _write_upgrade(outcome: UpgradeOutcome, node: Node, *, actor, source, force)
     return written
 
 
+@_refusals_logged("upgrade_refused", node="node_id", image="image_id")
 def node_upgrade(*, node_id, image_id, force: bool = False, actor=None, source: str = Source.API) -> UpgradeOutcome:
     """Moves a node to another image of its protocol, carrying its config over (§2).
 
@@ -417,16 +421,6 @@ def node_upgrade(*, node_id, image_id, force: bool = False, actor=None, source: 
         outcome = atomic_with_retry(work)
     except ApplicationError as error:
         UPGRADES.labels(outcome=error.code).inc()
-        log_event(
-            logger,
-            "upgrade_refused",
-            node=str(node_id),
-            image=str(image_id),
-            code=error.code,
-            detail=error.detail,
-            actor=_actor_name(actor),
-            source=source,
-        )
         raise
     finally:
         UPGRADE_SECONDS.observe(time.perf_counter() - began)
