@@ -13,6 +13,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 
 from config.logging import log_event, request_id
+from config.text import escape_unprintable
 from tokens import failures, keys, selectors
 
 logger = logging.getLogger(__name__)
@@ -27,11 +28,6 @@ class Refused(Exception):
     def __init__(self, reason: str, detail: str):
         super().__init__(detail)
         self.reason, self.detail = reason, detail
-
-
-def _printable(text: str) -> str:
-    """What the caller sent, safe for a plain log line: control characters escaped."""
-    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
 def _key(header: str) -> str:
@@ -69,7 +65,11 @@ class UserTokenAuthentication(BaseAuthentication):
         wait = failures.wait_seconds(address)
         if wait is not None:
             log_event(
-                logger, "api_auth_throttled", logging.WARNING, client=_printable(address), request_id=request_id.get()
+                logger,
+                "api_auth_throttled",
+                logging.WARNING,
+                client=escape_unprintable(address),
+                request_id=request_id.get(),
             )
             raise exceptions.Throttled(wait, detail="Too many failed authentications from this address.")
         try:
@@ -80,9 +80,9 @@ class UserTokenAuthentication(BaseAuthentication):
                 logger,
                 "api_auth_failed",
                 logging.WARNING,
-                client=_printable(address),
+                client=escape_unprintable(address),
                 reason=refused.reason,
-                path=_printable(request.path),
+                path=escape_unprintable(request.path),
                 request_id=request_id.get(),
             )
             raise exceptions.AuthenticationFailed(refused.detail) from None
