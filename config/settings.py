@@ -276,6 +276,12 @@ NODE_PROPERTY_VALUE_MAX_LENGTH = env.int("NODE_PROPERTY_VALUE_MAX_LENGTH", defau
 # API writes per user (DRF rate: "600/min"; empty for no limit), counted in CACHES["default"].
 API_WRITE_THROTTLE_RATE = env.str("API_WRITE_THROTTLE_RATE", default="600/min")
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+# Where the throttles (API writes, failed authentications) count (tokens.rates): in the database
+# the app already has, so every worker and every app server shares each count; or, when
+# CACHE_URL names a shared cache (Redis, memcached), there. Either way one atomic count per hit.
+RATE_COUNTS = env.str("RATE_COUNTS", default="cache" if env.str("CACHE_URL", default="") else "database")
+if RATE_COUNTS not in {"database", "cache"}:
+    raise ImproperlyConfigured("RATE_COUNTS must be database or cache.")
 
 # Host agents (SPEC §9), in seconds: a command `pending` longer than AGENT_ACK_TIMEOUT (since it
 # was created, or since its retry_later's not_before) or `acked` longer than AGENT_RESULT_TIMEOUT

@@ -1,16 +1,24 @@
 """Failed authentication, counted per client address: past API_AUTH_FAILURE_RATE (e.g.
-`20/min`) the address gets 429 `throttled` with Retry-After until the window moves on.
+`20/min`) failures in a window, the address's further failures answer 429 `throttled` with
+Retry-After until the window ends. Only failures are counted and refused: a valid credential
+from a throttled address is let through (a key is 256 random bits, so what the throttle
+guards against is floods of bad credentials, not guessing one).
 
-Counts live in Django's cache (CACHES["default"]): point CACHE_URL at a shared cache when
-several workers or machines serve the API, or each counts on its own. The client address is
-REMOTE_ADDR; behind proxies, DRF's NUM_PROXIES says how many X-Forwarded-For entries to trust
-(default 0: the header is ignored, so a client cannot pick its own address)."""
+The count is tokens.rates' (one atomic count in the database, or in CACHE_URL's cache): every
+worker of every app server shares it. User tokens (tokens.authentication) and host agents'
+tokens (nodes.agent.authentication) count together. The client address is REMOTE_ADDR;
+behind proxies, DRF's NUM_PROXIES says how many X-Forwarded-For entries to trust (default 0:
+the header is ignored, so a client cannot pick its own address)."""
 
-import time
+import logging
 
 from django.conf import settings
-from django.core.cache import cache
-from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
+from rest_framework import exceptions
+from rest_framework.throttling import BaseThrottle
+
+from config.logging import log_event, request_id
+from config.text import escape_unprintable
+from tokens import rates
 
 
 def client_ip(request) -> str | None:
@@ -24,34 +32,30 @@ def client_address(request) -> str:
     return client_ip(request) or "-"
 
 
-def _rate() -> tuple[int, int] | tuple[None, None]:
-    return SimpleRateThrottle.parse_rate(None, settings.API_AUTH_FAILURE_RATE or None)
-
-
-def _key(address: str) -> str:
-    return f"auth-failures:{address}"
-
-
-def _recent(address: str, now: float, duration: int) -> list[float]:
-    return [moment for moment in cache.get(_key(address), []) if moment > now - duration]
-
-
-def wait_seconds(address: str) -> float | None:
-    """Seconds until `address` may try again, or None if it may now."""
-    allowed, duration = _rate()
-    if allowed is None:
-        return None
-    now = time.time()
-    recent = _recent(address, now, duration)
-    if len(recent) < allowed:
-        return None
-    return max(recent[-allowed] + duration - now, 1.0)
-
-
-def record_failure(address: str) -> None:
-    allowed, duration = _rate()
-    if allowed is None:
-        return
-    now = time.time()
-    recent = _recent(address, now, duration)[-(allowed - 1) :] if allowed > 1 else []
-    cache.set(_key(address), [*recent, now], duration)
+def refuse(request, *, logger: logging.Logger, event: str, reason: str, detail: str) -> exceptions.APIException:
+    """Counts one failed authentication of `request`'s address and logs it (`<event>_failed`
+    with the address, reason, path and request id — never the credential); returns what to
+    raise: 429 Throttled past the rate (logged as `<event>_throttled`), else 401."""
+    address = client_address(request)
+    counted = rates.hit(f"auth-failures:{address}", settings.API_AUTH_FAILURE_RATE)
+    if counted is not None and counted.over:
+        log_event(
+            logger,
+            f"{event}_throttled",
+            logging.WARNING,
+            client=escape_unprintable(address),
+            reason=reason,
+            path=escape_unprintable(request.path),
+            request_id=request_id.get(),
+        )
+        return exceptions.Throttled(counted.retry_after(), detail="Too many failed authentications from this address.")
+    log_event(
+        logger,
+        f"{event}_failed",
+        logging.WARNING,
+        client=escape_unprintable(address),
+        reason=reason,
+        path=escape_unprintable(request.path),
+        request_id=request_id.get(),
+    )
+    return exceptions.AuthenticationFailed(detail)
