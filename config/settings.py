@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "hosts",
     "nodes",
     "tokens",
+    "config.throttles",  # the throttles' shared counts (one table)
     # After nodes: nodes' `db_worker` (recovery, then the library's worker) overrides theirs.
     "django_tasks",
     "django_tasks_db",
@@ -130,7 +131,7 @@ AXES_ENABLE_ACCESS_FAILURE_LOG = True  # every failure, kept for the admin (Axes
 AXES_LOCKOUT_TEMPLATE = "admin/nf_locked_out.html"
 # The client address as the API sees it: NUM_PROXIES (below) says how many X-Forwarded-For
 # entries to trust, so a client behind the proxy is locked out, not the proxy.
-AXES_CLIENT_IP_CALLABLE = "tokens.failures.client_ip"
+AXES_CLIENT_IP_CALLABLE = "config.throttles.failures.client_ip"
 AXES_VERBOSE = False  # config.logins logs every failure and lockout (with the request id)
 # Time-based one-time passwords (django-otp): staff who enrolled a device give its code at
 # login; with ADMIN_REQUIRE_2FA, a superuser without a verified device is refused the admin.
@@ -276,7 +277,7 @@ NODE_PROPERTY_VALUE_MAX_LENGTH = env.int("NODE_PROPERTY_VALUE_MAX_LENGTH", defau
 # API writes per user (DRF rate: "600/min"; empty for no limit), counted in CACHES["default"].
 API_WRITE_THROTTLE_RATE = env.str("API_WRITE_THROTTLE_RATE", default="600/min")
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
-# Where the throttles (API writes, failed authentications) count (tokens.rates): in the database
+# Where the throttles (API writes, failed authentications) count (config.throttles.rates): in the database
 # the app already has, so every worker and every app server shares each count; or, when
 # CACHE_URL names a shared cache (Redis, memcached), there. Either way one atomic count per hit.
 RATE_COUNTS = env.str("RATE_COUNTS", default="cache" if env.str("CACHE_URL", default="") else "database")

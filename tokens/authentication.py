@@ -4,14 +4,15 @@ One class for user tokens only: agents' host tokens (§9) have their own class o
 endpoints, and a key this class does not know is refused whatever it is. A header that is not
 one of the two schemes with a well-formed key is a 401 whose detail says what is expected.
 Failures are logged with the client address and request id, and counted per address
-(tokens.failures): past the limit, a failure answers 429; a valid key is never refused by it."""
+(config.throttles.failures): past the limit, a failure answers 429; a valid key is never refused by it."""
 
 import logging
 
 from django.utils import timezone
 from rest_framework.authentication import BaseAuthentication
 
-from tokens import failures, keys, selectors
+from config.throttles import failures
+from tokens import keys, selectors
 
 logger = logging.getLogger(__name__)
 

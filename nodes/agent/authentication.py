@@ -1,7 +1,7 @@
 """Authentication of host agents (§9): `Authorization: Bearer <agent token>`, for the agent
 endpoints only. A separate class from the users' token authentication: user tokens and sessions
 open nothing here, and the users' classes never accept an agent token. A refused token is
-logged and throttled per client address like a user token's (tokens.failures)."""
+logged and throttled per client address like a user token's (config.throttles.failures)."""
 
 import logging
 
@@ -11,10 +11,10 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.permissions import BasePermission
 
+from config.throttles import failures
 from hosts.agent_tokens import TOKEN_PATTERN, agent_token_digest
 from hosts.models import Host
 from nodes.selectors import agent_poll
-from tokens import failures
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class AgentTokenAuthentication(BaseAuthentication):
     @staticmethod
     def _refused(request, reason: str, detail: str):
         """Logged (`agent_auth_failed`, with the client address and request id) and counted per
-        address with the users' failures (tokens.failures): 401, or 429 past the rate."""
+        address with the users' failures (config.throttles.failures): 401, or 429 past the rate."""
         return failures.refuse(request, logger=logger, event="agent_auth", reason=reason, detail=detail)
 
     def authenticate_header(self, request):

@@ -4,12 +4,12 @@ from django.conf import settings
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.throttling import BaseThrottle
 
-from tokens import rates
+from config.throttles import rates
 
 
 class WriteRateThrottle(BaseThrottle):
     """Counts each user's POST/PUT/PATCH/DELETE against API_WRITE_THROTTLE_RATE (e.g. `600/min`;
-    empty: no limit), in fixed windows shared by every worker and app server (tokens.rates:
+    empty: no limit), in fixed windows shared by every worker and app server (config.throttles.rates:
     one atomic count per write, in the database or CACHE_URL's cache). A write past the rate
     answers 429 `throttled` with Retry-After: the seconds until the window ends."""
 

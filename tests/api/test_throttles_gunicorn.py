@@ -1,5 +1,5 @@
 """The throttles count across workers: gunicorn with 3 workers (production settings, the
-default database counts of tokens.rates), concurrent clients. Exactly the rate's number of
+default database counts of config.throttles.rates), concurrent clients. Exactly the rate's number of
 failed authentications from one address answer 401 and exactly the rate's number of a user's
 writes get past the write throttle, however the requests spread over the workers — each
 worker counting on its own (the old in-process cache) would let up to three times as many

@@ -4,7 +4,7 @@ Retry-After until the window ends. Only failures are counted and refused: a vali
 from a throttled address is let through (a key is 256 random bits, so what the throttle
 guards against is floods of bad credentials, not guessing one).
 
-The count is tokens.rates' (one atomic count in the database, or in CACHE_URL's cache): every
+The count is config.throttles.rates' (one atomic count in the database, or in CACHE_URL's cache): every
 worker of every app server shares it. User tokens (tokens.authentication) and host agents'
 tokens (nodes.agent.authentication) count together. The client address is REMOTE_ADDR;
 behind proxies, DRF's NUM_PROXIES says how many X-Forwarded-For entries to trust (default 0:
@@ -18,7 +18,7 @@ from rest_framework.throttling import BaseThrottle
 
 from config.logging import log_event, request_id
 from config.text import escape_unprintable
-from tokens import rates
+from config.throttles import rates
 
 
 def client_ip(request) -> str | None:

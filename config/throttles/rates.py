@@ -25,7 +25,7 @@ from django.core.cache import cache
 from django.db import connection
 from rest_framework.throttling import SimpleRateThrottle
 
-from tokens.models import RateWindow
+from config.throttles.models import RateWindow
 
 #: One hit in this many also deletes the database's ended windows, so the table stays small.
 PRUNE_ONE_IN = 200
