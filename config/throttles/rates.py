@@ -5,7 +5,7 @@ A rate such as `20/min` allows 20 hits per window of 60 s aligned on the clock; 
 window is over the limit until the window ends (Retry-After: the seconds left). Each hit is
 one atomic count, never a read-modify-write, so concurrent requests cannot undercount:
 
-- by default in the database the app already has (tokens.models.RateWindow, made by migrate):
+- by default in the database the app already has (config.throttles.models.RateWindow, made by migrate):
   one `INSERT … ON CONFLICT DO UPDATE … RETURNING` statement (PostgreSQL, and SQLite for
   `make run`);
 - when CACHE_URL names a cache (Redis, memcached), in that cache: `add` then `incr`, which
