@@ -116,16 +116,24 @@ AUTO_UPGRADE_START = env.bool("AUTO_UPGRADE_START", default=False)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Logins (docs/operations.md "Logins"). django-axes counts failed logins per username and per
-# client address (REMOTE_ADDR) in the database, so every gunicorn worker sees them, and locks
-# either out after AXES_FAILURE_LIMIT failures for AXES_COOLOFF_MINUTES (429 with a message).
+# Logins (docs/operations.md "Logins"; config/login_lockout.py). django-axes counts failed
+# logins in the database, so every gunicorn worker sees them. AXES_FAILURE_LIMIT failures of one
+# username from one client address (REMOTE_ADDR, or NUM_PROXIES' entry) lock that pair out, and
+# AXES_ADDRESS_FAILURE_LIMIT failures from one address (any usernames) the address, for
+# AXES_COOLOFF_MINUTES (429 with a message). A username is never locked out from every address
+# (anyone could lock out anyone): past AXES_FAILURE_LIMIT failures its attempts are slowed
+# down, LOGIN_SLOWDOWN_SECONDS doubling per failure up to LOGIN_SLOWDOWN_MAX_SECONDS.
 AUTHENTICATION_BACKENDS = [
-    "config.auth_backends.LockoutBackend",  # django-axes
+    "config.auth_backends.LockoutBackend",  # django-axes, then the slowdown
     "django.contrib.auth.backends.ModelBackend",
 ]
+AXES_HANDLER = "config.login_lockout.LockoutHandler"
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_ADDRESS_FAILURE_LIMIT = env.int("AXES_ADDRESS_FAILURE_LIMIT", default=30)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=30))
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+LOGIN_SLOWDOWN_SECONDS = env.float("LOGIN_SLOWDOWN_SECONDS", default=1.0)
+LOGIN_SLOWDOWN_MAX_SECONDS = env.float("LOGIN_SLOWDOWN_MAX_SECONDS", default=8.0)
 AXES_RESET_ON_SUCCESS = True
 AXES_ENABLE_ACCESS_FAILURE_LOG = True  # every failure, kept for the admin (Axes > Access failures)
 AXES_LOCKOUT_TEMPLATE = "admin/nf_locked_out.html"
