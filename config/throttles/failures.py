@@ -38,24 +38,16 @@ def refuse(request, *, logger: logging.Logger, event: str, reason: str, detail: 
     raise: 429 Throttled past the rate (logged as `<event>_throttled`), else 401."""
     address = client_address(request)
     counted = rates.hit(f"auth-failures:{address}", settings.API_AUTH_FAILURE_RATE)
-    if counted is not None and counted.over:
-        log_event(
-            logger,
-            f"{event}_throttled",
-            logging.WARNING,
-            client=escape_unprintable(address),
-            reason=reason,
-            path=escape_unprintable(request.path),
-            request_id=request_id.get(),
-        )
-        return exceptions.Throttled(counted.retry_after(), detail="Too many failed authentications from this address.")
+    over = counted is not None and counted.over
     log_event(
         logger,
-        f"{event}_failed",
+        f"{event}_throttled" if over else f"{event}_failed",
         logging.WARNING,
         client=escape_unprintable(address),
         reason=reason,
         path=escape_unprintable(request.path),
         request_id=request_id.get(),
     )
+    if over:
+        return exceptions.Throttled(counted.retry_after(), detail="Too many failed authentications from this address.")
     return exceptions.AuthenticationFailed(detail)
