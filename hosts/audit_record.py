@@ -4,7 +4,7 @@ from collections.abc import Iterable
 
 from django.db import connection
 
-from config.metrics import AUDIT_DRIFT_AMOUNT, AUDIT_DRIFT_HOSTS, AUDIT_LAST_RUN, AUDIT_NODE_FINDINGS
+from config.http.metrics import AUDIT_DRIFT_AMOUNT, AUDIT_DRIFT_HOSTS, AUDIT_LAST_RUN, AUDIT_NODE_FINDINGS
 from hosts.models import COUNTER_FIELDS, AuditRun, Source
 
 

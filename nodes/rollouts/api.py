@@ -8,9 +8,9 @@ from rest_framework.decorators import action
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
-from config.api import StrictCursorPagination
 from config.errors import NotFound, PermissionDenied
-from config.openapi import problems
+from config.http.api import StrictCursorPagination
+from config.http.openapi import problems
 from nodes.api.permissions import model_permission
 from nodes.api.serializers import (
     FitsSerializer,

@@ -1,7 +1,7 @@
 """What other services call inside their own transactions so that rollouts follow: the agent
 lifecycle when a node_upgrade command closes (result or cancel), node_delete when a node goes. Each writes the
 rollout-node rows by UPDATE (never locking the rollout's row: hosts.locks' order) and enqueues
-the rollout's advance in the caller's transaction. No import of nodes.services (it calls us)."""
+the rollout's advance in the caller's transaction. No import of nodes.changes.upgrade (it calls us)."""
 
 from datetime import timedelta
 

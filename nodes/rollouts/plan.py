@@ -1,5 +1,5 @@
 """A rollout's plan: which nodes, in which order and batch, and whether each fits — the
-upgrade's own computation (nodes.services._upgrade_outcome) applied node after node, each host's
+upgrade's own computation (nodes.changes.upgrade._upgrade_outcome) applied node after node, each host's
 counters carried from one of its nodes to the next. Reads only: the dry run and rollout_create
 share it."""
 
@@ -11,10 +11,10 @@ from django.db.models import OuterRef, Q, Subquery
 from config.errors import InvalidInput, NotFound
 from config.units import RESOURCES
 from hosts.models import COUNTER_OF_RESOURCE, Host
+from nodes.changes.upgrade import _upgrade_outcome, image_spec
 from nodes.models import Image, Node, NodeState
 from nodes.resources import Resources
 from nodes.rollouts.models import ACTIVE_STATES, RolloutNode, RolloutNodeStatus
-from nodes.services import _upgrade_outcome, image_spec
 
 #: Node states a rollout may move (§10): others have a change in flight.
 SELECTABLE_STATES = (NodeState.RUNNING, "failed")

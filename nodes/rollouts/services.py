@@ -24,13 +24,13 @@ from django.utils import timezone
 
 from config.db import atomic_with_retry
 from config.errors import ApplicationError, Busy, InvalidState, NotFound
-from config.logging import log_event
+from config.http.logging import log_event
 from hosts.models import Source
+from nodes.changes.upgrade import node_upgrade
 from nodes.models import OPEN_STATUSES, Command, CommandStatus
 from nodes.rollouts.hooks import enqueue_advance
 from nodes.rollouts.models import FAILURE_STATUSES, TRANSITIONS, Rollout, RolloutNode, RolloutNodeStatus, RolloutState
 from nodes.rollouts.plan import Plan, Selection, rollout_plan
-from nodes.services import node_upgrade
 
 logger = logging.getLogger("nodes.rollouts")
 
