@@ -74,7 +74,7 @@ def main():
     from django.db import connection
     from pyinstrument import Profiler
 
-    from nodes.changes.upgrade import node_upgrade
+    from nodes.changes import node_upgrade
     from nodes.models import Image, Node
 
     images = {}

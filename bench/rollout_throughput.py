@@ -100,7 +100,7 @@ def answer_all() -> int:
 
 
 def loop_phase(image, host_ids) -> tuple[int, float]:
-    from nodes.changes.upgrade import node_upgrade
+    from nodes.changes import node_upgrade
     from nodes.models import Node
 
     node_ids = list(

@@ -105,7 +105,7 @@ def worker(mode, url, work, images_by_protocol, start_at, seconds, queue):
     setup_django(url)
     import psycopg
 
-    from nodes.changes.upgrade import node_upgrade
+    from nodes.changes import node_upgrade
 
     conn = psycopg.connect(url) if mode == "sql" else None
     rng = random.Random()
@@ -273,7 +273,7 @@ def load_plan(workers, sample):
 def statements_per_upgrade(plan):
     from django.db import connection
 
-    from nodes.changes.upgrade import node_upgrade
+    from nodes.changes import node_upgrade
 
     node_id, current, protocol = plan["work"][0][0]
     target = next(image for image in plan["images"][protocol] if image != current)

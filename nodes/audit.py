@@ -18,7 +18,7 @@ from django.db.models.functions import Cast
 
 from config.units import RESOURCES
 from hosts.models import Host
-from nodes.changes.upgrade import image_spec
+from nodes.changes import image_spec
 from nodes.models import Image, Node
 from nodes.resources import ImageSpec, Resources, required_allocation, usable_config
 

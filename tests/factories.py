@@ -9,7 +9,7 @@ from django.contrib.auth.models import Permission
 
 from hosts.models import Host
 from nodes.agent.lifecycle import command_result
-from nodes.changes.upgrade import node_create
+from nodes.changes import node_create
 from nodes.models import OPEN_STATUSES, Command, Image, ImageProperty
 
 GiB = 1024**3

@@ -21,7 +21,7 @@ from hosts.audit import host_counter_findings
 from hosts.models import COUNTER_FIELDS, CounterRepair, Host
 from hosts.repair import host_counters_repair
 from nodes.agent.lifecycle import command_ack, command_cancel, command_result
-from nodes.changes.upgrade import image_spec, node_create, node_delete, node_upgrade, node_upgrade_plan
+from nodes.changes import image_spec, node_create, node_delete, node_upgrade, node_upgrade_plan
 from nodes.models import OPEN_STATUSES, OUTCOMES_OF_KIND, Command, Image, ImageProperty, Node, NodeLog
 from nodes.resources import Resources, required_allocation
 from nodes.rollouts.models import ACTIVE_STATES, Rollout, RolloutNode

@@ -12,6 +12,7 @@ import hmac
 import logging
 import os
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 
 from django.conf import settings
@@ -23,7 +24,6 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
-    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -43,38 +43,6 @@ LOCK_WAIT_SECONDS = Histogram(
     "Time taken by the statements that lock node and host rows (waiting included).",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
-AUDIT_DRIFT_HOSTS = Gauge(
-    "nodefleet_audit_drift_hosts",
-    "Hosts whose counter disagreed with their nodes at the last audit.",
-    ["counter"],
-    multiprocess_mode="mostrecent",
-)
-AUDIT_DRIFT_AMOUNT = Gauge(
-    "nodefleet_audit_drift_amount",
-    "Sum over hosts of |recorded - expected| per counter at the last audit.",
-    ["counter"],
-    multiprocess_mode="mostrecent",
-)
-AUDIT_NODE_FINDINGS = Gauge(
-    "nodefleet_audit_node_findings",
-    "Node allocations that disagreed with their config at the last audit.",
-    multiprocess_mode="mostrecent",
-)
-AUDIT_LAST_RUN = Gauge(
-    "nodefleet_audit_last_run_timestamp_seconds", "When the last audit ran (Unix time).", multiprocess_mode="mostrecent"
-)
-
-AGENT_COMMANDS_OVERDUE = Gauge(
-    "nodefleet_agent_commands_overdue",
-    "Open agent commands past their timeout: pending past AGENT_ACK_TIMEOUT, acked past AGENT_RESULT_TIMEOUT.",
-    ["status"],
-    multiprocess_mode="mostrecent",
-)
-AGENT_HOSTS_OFFLINE = Gauge(
-    "nodefleet_agent_hosts_offline",
-    "Hosts with an agent token whose agent was not seen for AGENT_OFFLINE_AFTER seconds.",
-    multiprocess_mode="mostrecent",
-)
 
 
 @contextmanager
@@ -90,6 +58,18 @@ logger = logging.getLogger("config.metrics")  # its name before config/http/
 
 #: Headers a reverse proxy adds: their presence means the loopback peer is a proxy, not the caller.
 FORWARDING_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-IP")
+
+
+#: The rooms' collectors, called before each scrape to set their gauges from the database (the
+#: gauges are theirs: hosts' last audit, nodes' overdue commands and offline hosts). Each app
+#: registers its own in its AppConfig.ready(); config imports no app.
+_collectors: list[Callable[[], object]] = []
+
+
+def register_collector(collect: Callable[[], object]) -> None:
+    """Registers a room's collector (once; called before every scrape, in registration order)."""
+    if collect not in _collectors:
+        _collectors.append(collect)
 
 
 def _refusal(request) -> str | None:
@@ -133,12 +113,9 @@ def metrics_view(request):
     refusal = _refusal(request)
     if refusal:
         return _text(403, refusal)
-    from hosts.audit_record import publish_last_audit
-    from nodes.agent.overdue import publish_agent_gauges
-
     try:
-        publish_last_audit()
-        publish_agent_gauges()
+        for collect in _collectors:
+            collect()
     except DatabaseError as error:  # the process metrics matter most in an outage: serve them
         logger.warning("metrics: the audit or agent gauges could not be read (%s); they keep their values", error)
     return HttpResponse(generate_latest(_registry()), content_type=CONTENT_TYPE_LATEST)

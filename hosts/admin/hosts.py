@@ -12,7 +12,7 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html
 from django.utils.timesince import timesince
 
-from config.units import RESOURCES, human_amount, human_bytes, human_cores
+from config.units import RESOURCES, human_bytes, human_cores
 from hosts.admin.helpers import (
     LargeTableAdmin,
     PagedChangeList,
@@ -22,6 +22,7 @@ from hosts.admin.helpers import (
     counter_label,
     usage_bar,
 )
+from hosts.admin.repairs import change_rows, counter_amount, repair_level, repair_summary, report_rows
 from hosts.agent_tokens import agent_token_issue
 from hosts.audit import EXPECTED, host_counter_findings, hosts_with_expected
 from hosts.models import COUNTER_FIELDS, COUNTER_OF_RESOURCE, CounterRepair, Host, Source
@@ -113,8 +114,8 @@ def _usage(host: Host, resource: str):
 def _drift_details(host: Host) -> str:
     """`nodes 8, nodes say 9; memory 16.0 GiB, nodes say 24.0 GiB`, from the list's annotations."""
     return "; ".join(
-        f"{counter_label(counter)} {_amount(counter, getattr(host, counter))}, "
-        f"nodes say {_amount(counter, getattr(host, EXPECTED[counter]))}"
+        f"{counter_label(counter)} {counter_amount(counter, getattr(host, counter))}, "
+        f"nodes say {counter_amount(counter, getattr(host, EXPECTED[counter]))}"
         for counter in COUNTER_FIELDS
         if getattr(host, counter) != getattr(host, EXPECTED[counter])
     )
@@ -143,50 +144,6 @@ class HostForm(PrintableFieldsForm):
             if name in self.fields:
                 now = "" if self.instance._state.adding else f" Now {_exact_bytes(getattr(self.instance, name))}."
                 self.fields[name].help_text = f"Bytes (1 GiB = 1073741824).{now}"
-
-
-def _amount(counter: str, value: int) -> str:
-    return str(value) if counter == "node_count" else human_amount(counter.removeprefix("node_"), value)
-
-
-def change_rows(changes) -> list[dict]:
-    """(host_id, host_name, counter, old, new) tuples grouped by host, amounts in human units."""
-    rows = {}
-    for host_id, host_name, counter, old, new in changes:
-        row = rows.setdefault(host_id, {"host_id": host_id, "host_name": host_name, "counters": []})
-        row["counters"].append(
-            {"label": counter_label(counter), "old": _amount(counter, old), "new": _amount(counter, new)}
-        )
-    return list(rows.values())
-
-
-def _report_rows(report) -> list[dict]:
-    return change_rows(
-        (change.host_id, change.host_name, counter, change.old[counter], change.new[counter])
-        for change in report.changes
-        for counter in change.fields
-    )
-
-
-def repair_summary(report) -> str:
-    """One line for a repair: what changed, host by host, old → new; and the hosts it could not repair."""
-    refused = "".join(f" Not repaired: {refusal.host_name}: {refusal.error.detail}" for refusal in report.refused)
-    if not report.changes:
-        if refused:
-            return f"Nothing repaired.{refused}"
-        return f"Nothing to repair: the counters of the {report.hosts_checked} host(s) agree with their nodes."
-    details = "; ".join(
-        "{} ({})".format(row["host_name"], ", ".join(f"{c['label']} {c['old']} → {c['new']}" for c in row["counters"]))
-        for row in _report_rows(report)
-    )
-    return f"Repaired {len(report.changes)} host(s): {details}.{refused}"
-
-
-def repair_level(report) -> int:
-    """The message level of a repair: success, warning when some hosts were refused, error when all were."""
-    if not report.refused:
-        return messages.SUCCESS
-    return messages.WARNING if report.changes else messages.ERROR
 
 
 @admin.register(Host)
@@ -390,7 +347,7 @@ class HostAdmin(LargeTableAdmin):
             title=f"Repair the counters of {len(host_ids)} host(s)",
             host_ids=host_ids,
             checked=report.hosts_checked,
-            rows=_report_rows(report),
+            rows=report_rows(report),
         )
 
     @admin.action(permissions=["change"], description="Issue agent token…")
@@ -437,8 +394,8 @@ class CounterRepairAdmin(ReadOnlyAdmin):
     @admin.display(description="old → new")
     def changes(self, repair):
         return ", ".join(
-            f"{counter_label(counter)} {_amount(counter, getattr(repair, 'old_' + counter))} → "
-            f"{_amount(counter, getattr(repair, 'new_' + counter))}"
+            f"{counter_label(counter)} {counter_amount(counter, getattr(repair, 'old_' + counter))} → "
+            f"{counter_amount(counter, getattr(repair, 'new_' + counter))}"
             for counter in COUNTER_FIELDS
             if getattr(repair, "old_" + counter) != getattr(repair, "new_" + counter)
         )

@@ -11,7 +11,7 @@ from config.errors import AlreadyOnImage, ApplicationError
 from config.units import RESOURCES
 from hosts.counters import host_counters_check
 from hosts.models import COUNTER_OF_RESOURCE, Host, Source
-from nodes.changes.upgrade import UpgradeOutcome, node_delete, node_upgrade, node_upgrade_plan
+from nodes.changes import UpgradeOutcome, node_delete, node_upgrade, node_upgrade_plan
 from nodes.models import Node
 
 #: The most nodes one bulk upgrade takes: each is its own service call and its own transaction.

@@ -8,7 +8,7 @@ from django.template.response import TemplateResponse
 from config.errors import ApplicationError
 from hosts.admin.helpers import ReadOnlyAdmin
 from hosts.models import Source
-from nodes.admin.nodes import OverdueFilter, log_change, state_badge
+from nodes.admin.display import OverdueFilter, log_change, state_badge
 from nodes.agent.lifecycle import command_cancel
 from nodes.models import Command, CommandStatus, Node, NodeLog
 

@@ -1,6 +1,7 @@
-"""The nodes admin for support staff: images (properties inline, frozen once a node runs them),
-nodes (added, deleted and upgraded only through the services, so counters stay right); the
-history (NodeLog, Command) is in nodes/admin/history.py. Thin: every change is a service call."""
+"""The nodes admin for support staff: nodes (added, deleted and upgraded only through the services,
+so counters stay right). Images are in nodes/admin/images.py, the history (NodeLog, Command) in
+nodes/admin/history.py, the filters and badges both use in nodes/admin/display.py. Thin: every
+change is a service call."""
 
 from collections import Counter
 from functools import partial
@@ -9,9 +10,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.actions import delete_selected as confirm_delete_selected
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
-from django.db.models import Count, Exists, OuterRef
-from django.http import HttpResponseRedirect
+from django.db.models import Count
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
@@ -19,21 +18,27 @@ from django.utils.html import format_html, format_html_join
 from config.errors import ApplicationError, InsufficientCapacity, InvalidInput
 from config.units import RESOURCE_LABELS, RESOURCES, human_amount, human_bytes, human_cores
 from hosts.admin.helpers import (
-    ErrorsAsMessages,
     LargeTableAdmin,
-    PrintableFieldsForm,
-    TextInputFilter,
     as_uuid,
 )
 from hosts.models import Source
 from nodes.admin.bulk import MAX_NODES, nodes_delete, nodes_upgrade, nodes_upgrade_plan
-from nodes.admin.forms import NodeCreateForm, UpgradeImageForm, requirements
+from nodes.admin.display import (
+    HostFilter,
+    OverdueFilter,
+    ProtocolFilter,
+    allocation_text,
+    command_steps,
+    command_subject,
+    log_change,
+    payload_images,
+    state_badge,
+)
+from nodes.admin.forms import NodeCreateForm, UpgradeImageForm
 from nodes.admin.views import fleet_audit_view
-from nodes.agent.overdue import overdue_condition
-from nodes.changes.upgrade import node_create, node_delete
-from nodes.models import IMAGE_IN_USE, Command, CommandStatus, Image, ImageProperty, Node, NodeLog, NodeState
-from nodes.resources import Resources
-from nodes.rollouts.auto import nodes_auto_upgrade_set, rollout_auto_create
+from nodes.changes import node_create, node_delete
+from nodes.models import Command, CommandStatus, Image, Node, NodeLog, NodeState
+from nodes.rollouts.auto import nodes_auto_upgrade_set
 from nodes.selectors import node_commands, revert_image
 
 #: Log entries a node's page shows (the node log lists them all).
@@ -43,182 +48,7 @@ TIMELINE_ROWS = 20
 #: The most commands one cancel from the list takes.
 
 # ---------------------------------------------------------------------------------------------
-# Images
-
-
-def _nodes_running(image: Image | None) -> int:
-    """How many nodes run the image (0 for an image being added); counted once per request."""
-    if image is None or image.pk is None:
-        return 0
-    if not hasattr(image, "_nodes_running"):
-        image._nodes_running = image.node_total()
-    return image._nodes_running
-
-
-class ImagePropertyForm(PrintableFieldsForm):
-    printable_fields = ("key", "default_value")
-
-
-class ImageForm(PrintableFieldsForm):
-    printable_fields = ("protocol", "version")
-
-
-class ImagePropertyInline(admin.TabularInline):
-    model = ImageProperty
-    form = ImagePropertyForm
-    extra = 0
-    fields = ["key", "default_value", "add_cpu_cores", "add_memory_bytes", "add_disk_bytes"]
-    frozen_fields = ["key", "default_value", "adds"]
-
-    def get_fields(self, request, obj=None):
-        return self.frozen_fields if _nodes_running(obj) else self.fields
-
-    def get_readonly_fields(self, request, obj=None):
-        return self.frozen_fields if _nodes_running(obj) else []
-
-    @admin.display(description="a node whose value differs from the default adds")
-    def adds(self, prop):
-        adds = Resources.from_mapping(vars(prop), prefix="add_")
-        return ", ".join(human_amount(name, amount) for name, amount in adds.items())
-
-    def has_add_permission(self, request, obj=None):
-        return not _nodes_running(obj) and super().has_add_permission(request, obj)
-
-    def has_delete_permission(self, request, obj=None):
-        return not _nodes_running(obj) and super().has_delete_permission(request, obj)
-
-
-@admin.register(Image)
-class ImageAdmin(ErrorsAsMessages):
-    form = ImageForm
-    list_display = ["__str__", "protocol", "version", "minimum", "in_use"]
-    list_filter = ["protocol"]
-    search_fields = ["protocol", "version"]
-    inlines = [ImagePropertyInline]
-    actions = ["roll_out"]
-    requirement_fields = ["protocol", "version", "min_cpu_cores", "min_memory_bytes", "min_disk_bytes"]
-
-    class Media:
-        css = {"all": ["hosts/admin.css"]}
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).annotate(in_use=Exists(Node.objects.filter(image=OuterRef("pk"))))
-
-    def get_fields(self, request, obj=None):
-        return [*self.requirement_fields, "minimum", "usage"] if obj else self.requirement_fields
-
-    def get_readonly_fields(self, request, obj=None):
-        return [*self.requirement_fields, "minimum", "usage"] if _nodes_running(obj) else ["minimum", "usage"]
-
-    def has_delete_permission(self, request, obj=None):
-        return not _nodes_running(obj) and super().has_delete_permission(request, obj)
-
-    def delete_queryset(self, request, queryset):
-        """One Image.delete() each (it locks the image and counts its nodes first), in pk order."""
-        with transaction.atomic():
-            for image in queryset.order_by("pk"):
-                image.delete()
-
-    def get_deleted_objects(self, objs, request):
-        """Refuses images in use up front, rather than listing every node that protects them."""
-        in_use = Image.objects.filter(pk__in=[image.pk for image in objs]).annotate(count=Count("nodes"))
-        protected = [f"{image}: run by {image.count} node(s)" for image in in_use if image.count]
-        if protected:
-            return [], {}, set(), protected
-        return super().get_deleted_objects(objs, request)
-
-    @admin.action(description="Roll out this image…")
-    def roll_out(self, request, queryset):
-        """To the rollout page of the one selected image: selection, plan, confirm (§10)."""
-        images = list(queryset[:2])
-        if len(images) != 1:
-            self.message_user(request, "Select exactly one image to roll out.", messages.WARNING)
-            return None
-        return HttpResponseRedirect(reverse("admin:nodes_rollout_image", args=[images[0].pk]))
-
-    def save_related(self, request, form, formsets, change):
-        """A new image (properties saved too) rolls out to the auto_upgrade nodes it is newer for."""
-        super().save_related(request, form, formsets, change)
-        if not change and (rollout := rollout_auto_create(image=form.instance, actor=request.user)):
-            self.message_user(
-                request,
-                f"Auto-upgrade: rollout {str(rollout.pk)[:8]} to {form.instance}, {rollout.state}.",
-                messages.INFO,
-            )
-
-    @admin.display(description="minimum (CPU, memory, disk)")
-    def minimum(self, image):
-        return requirements(image)
-
-    @admin.display(description="in use", boolean=True, ordering="in_use")
-    def in_use(self, image):
-        return image.in_use
-
-    @admin.display(description="nodes running it")
-    def usage(self, image):
-        count = _nodes_running(image)
-        if not count:
-            return "None: requirements and properties can still change."
-        url = reverse("admin:nodes_node_changelist") + f"?image__id__exact={image.pk}"
-        return format_html('<a href="{}">{} node(s)</a>. {}', url, count, IMAGE_IN_USE.format(image=image, count=count))
-
-
-# ---------------------------------------------------------------------------------------------
 # Nodes
-
-
-class HostFilter(TextInputFilter):
-    title = "host"
-    parameter_name = "host"
-
-    def queryset(self, request, queryset):
-        value = (self.value() or "").strip()
-        if not value:
-            return queryset
-        pk = as_uuid(value)
-        return queryset.filter(host_id=pk) if pk else queryset.filter(host__name=value)
-
-
-class ProtocolFilter(admin.SimpleListFilter):
-    title = "protocol"
-    parameter_name = "protocol"
-
-    def lookups(self, request, model_admin):
-        protocols = Image.objects.order_by("protocol").values_list("protocol", flat=True).distinct()
-        return [(protocol, protocol) for protocol in protocols]
-
-    def queryset(self, request, queryset):
-        return queryset.filter(image__protocol=self.value()) if self.value() else queryset
-
-
-class OverdueFilter(admin.SimpleListFilter):
-    """Nodes (or commands) with an open command past its agent timeout (AGENT_ACK_TIMEOUT,
-    AGENT_RESULT_TIMEOUT): on the partial index of open commands, whatever the table's size."""
-
-    title = "agent"
-    parameter_name = "overdue"
-
-    def lookups(self, request, model_admin):
-        return [("yes", "command overdue")]
-
-    def queryset(self, request, queryset):
-        if self.value() != "yes":
-            return queryset
-        if queryset.model is Command:
-            return queryset.filter(overdue_condition(), status__in=[CommandStatus.PENDING, CommandStatus.ACKED])
-        overdue = Command.objects.filter(
-            overdue_condition(), node_id=OuterRef("pk"), status__in=[CommandStatus.PENDING, CommandStatus.ACKED]
-        )
-        return queryset.filter(Exists(overdue))
-
-
-def state_badge(value: str, label: str, title: str = ""):
-    """A node state or command status as a coloured badge (`nf-state-<value>`)."""
-    return format_html('<span class="nf-badge nf-state nf-state-{}" title="{}">{}</span>', value, title, label)
-
-
-def _allocation(obj, prefix: str = "") -> str:
-    return ", ".join(human_amount(name, getattr(obj, prefix + name)) for name in RESOURCES)
 
 
 @admin.register(Node)
@@ -309,7 +139,7 @@ class NodeAdmin(LargeTableAdmin):
     def timeline(self, node):
         """Each command of the node: created → acked → its outcome, with the agent's message."""
         commands = node_commands(node.pk, limit=TIMELINE_ROWS)
-        image_ids = {side_image for command in commands for side_image in _payload_images(command.payload)}
+        image_ids = {side_image for command in commands for side_image in payload_images(command.payload)}
         images = Image.objects.in_bulk([image_id for image_id in image_ids if image_id is not None])
         rows = format_html_join(
             "",
@@ -319,8 +149,8 @@ class NodeAdmin(LargeTableAdmin):
                     command.pk,
                     reverse("admin:nodes_command_change", args=[command.pk]),
                     command.pk,
-                    _command_subject(command, images),
-                    _command_steps(command),
+                    command_subject(command, images),
+                    command_steps(command),
                     command.attempts,
                     command.message or "—",
                 )
@@ -400,7 +230,9 @@ class NodeAdmin(LargeTableAdmin):
             else:
                 self.log_addition(request, change.node, [{"added": {}}])
                 self.message_user(
-                    request, f"Node {change.node} placed on {change.host}: {_allocation(change.node)}.", messages.INFO
+                    request,
+                    f"Node {change.node} placed on {change.host}: {allocation_text(change.node)}.",
+                    messages.INFO,
                 )
                 return self.response_add(request, change.node)
         admin_form = helpers.AdminForm(form, [(None, {"fields": list(form.fields)})], {}, model_admin=self)
@@ -532,53 +364,6 @@ class NodeAdmin(LargeTableAdmin):
         return node_ids
 
 
-def _payload_images(payload) -> list:
-    """The image ids (UUIDs or None) an upgrade command's payload names: from, to."""
-    if not isinstance(payload, dict):
-        return []
-    sides = [payload.get("from"), payload.get("to")] if "to" in payload else [payload]
-    return [as_uuid(str(side.get("image_id", ""))) if isinstance(side, dict) else None for side in sides]
-
-
-def _command_subject(command: Command, images: dict) -> str:
-    """`Upgrade node ethereum@1.0 → ethereum@1.1` from the payload's image ids."""
-    labels = [str(images.get(image_id, "?")) for image_id in _payload_images(command.payload) if image_id]
-    return f"{command.get_kind_display()} {' → '.join(labels)}".strip()
-
-
-def _command_steps(command: Command):
-    """`created 10:00:01 → acked 10:00:03 → rolled back 10:00:09`, the open step in bold."""
-    steps = [format_html("created {}", _clock(command.created_at))]
-    if command.acked_at:
-        steps.append(format_html("acked {}", _clock(command.acked_at)))
-    if command.status == CommandStatus.PENDING:
-        waiting = "retry after " + _clock(command.not_before) if command.not_before else "waiting for the agent"
-        steps.append(format_html("<strong>{}</strong>", waiting))
-    elif command.status == CommandStatus.ACKED:
-        steps.append(format_html("<strong>{}</strong>", "agent working on it"))
-    else:
-        outcome = state_badge(command.status, command.get_status_display())
-        steps.append(format_html("{} {}", outcome, _clock(command.finished_at)) if command.finished_at else outcome)
-    return format_html_join(" → ", '<span class="nf-nowrap">{}</span>', ((step,) for step in steps))
-
-
-def _clock(moment) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else ""
-
-
-def log_change(entry: NodeLog) -> tuple[str, str, str]:
-    """(image, allocation, actor) of a log entry as a person reads them: old → new."""
-    images = [str(image) for image in (entry.old_image, entry.new_image) if image is not None]
-    image = " → ".join(dict.fromkeys(images))
-    sides = [
-        _allocation(entry, prefix) for prefix in ("old_", "new_") if getattr(entry, prefix + "cpu_cores") is not None
-    ]
-    allocation = " → ".join(sides)
-    if entry.forced:
-        allocation += " (forced)"
-    return image, allocation, f"{entry.actor or '—'} ({entry.get_source_display()})"
-
-
 def _plan_row(row) -> dict:
     """A bulk plan's row as the plan page shows it: whether it would apply, and — only where
     the question arises — whether each resource fits (not past an earlier error) and the new
@@ -620,7 +405,3 @@ def _plan_row(row) -> dict:
         "would_apply": row.error is None,
         "reason": row.error.detail if row.error is not None else "",
     }
-
-
-from nodes.admin import history  # noqa: E402,F401 -- registers the node log and commands admin
-from nodes.rollouts import admin as rollouts_admin  # noqa: E402,F401 -- registers the rollouts' admin

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_http_methods
 from config.errors import ApplicationError
 from config.units import RESOURCE_LABELS, human_amount
 from hosts.admin.helpers import as_uuid
-from hosts.admin.hosts import change_rows, repair_level, repair_summary
+from hosts.admin.repairs import change_rows, repair_level, repair_summary
 from hosts.audit import CapacityWarning, HostFinding, host_audit
 from hosts.models import Source
 from hosts.repair import host_counters_repair

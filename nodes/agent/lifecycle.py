@@ -24,7 +24,8 @@ from config.http.logging import log_event
 from config.http.metrics import AGENT_RESULTS
 from hosts.counters import host_counters_check, host_counters_write
 from hosts.models import Host, Source
-from nodes.changes.upgrade import allocation_fields, log_node_event
+from nodes.changes import allocation_fields, log_node_event
+from nodes.changes.signals import command_closed
 from nodes.locks import command_with_node, share_image_if_exists
 from nodes.models import (
     OUTCOMES_OF_KIND,
@@ -39,7 +40,6 @@ from nodes.models import (
     node_state_transition,
 )
 from nodes.resources import Resources
-from nodes.rollouts.hooks import rollout_upgrade_closed
 
 logger = logging.getLogger("nodes.lifecycle")
 
@@ -219,8 +219,8 @@ def command_result(
     missing with `retry_later` (or present with another outcome): `invalid`.
 
     Rollouts (§10): the rollout's node row follows the outcome inside this transaction, after
-    the outcome is applied (nodes.rollouts.hooks.rollout_upgrade_closed), and the rollout's
-    advance is enqueued with it."""
+    the outcome is applied (nodes.changes.signals.command_closed, which
+    nodes.rollouts.hooks.rollout_upgrade_closed receives), and the rollout's advance is enqueued with it."""
     pk = _command_pk(command_id)
 
     def work() -> CommandChange:
@@ -247,7 +247,7 @@ def command_result(
             transaction.on_commit(lambda: _count_result(command, outcome))
             return CommandChange(command, node)
         change = _apply_outcome(command, node, outcome, message)
-        rollout_upgrade_closed(command=change.command, node=change.node)  # §10: the rollout's row follows
+        command_closed.send(sender=Command, command=change.command, node=change.node)  # §10: the rollout's row follows
         transaction.on_commit(lambda: _count_result(command, outcome))
         return change
 
@@ -350,7 +350,7 @@ def command_cancel(*, command_id, actor=None, source: str = Source.API) -> Comma
             node_state_transition(node, NodeState.FAILED)
             _write_node(node, state=node.state)
         _log_rollback(NodeEvent.COMMAND_CANCELLED, command, node, before, message=note, actor=actor, source=source)
-        rollout_upgrade_closed(command=command, node=node)  # §10: the rollout's row follows
+        command_closed.send(sender=Command, command=command, node=node)  # §10: the rollout's row follows
         transaction.on_commit(
             lambda: log_event(logger, "command_cancelled", command=pk, kind=command.kind, status_was=was, source=source)
         )

@@ -15,10 +15,22 @@ from django.conf import settings
 from django.db.models import Case, Count, DateTimeField, F, Q, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from prometheus_client import Gauge
 
-from config.http.metrics import AGENT_COMMANDS_OVERDUE, AGENT_HOSTS_OFFLINE
 from hosts.presence import offline_host_count
 from nodes.models import Command, CommandStatus
+
+AGENT_COMMANDS_OVERDUE = Gauge(
+    "nodefleet_agent_commands_overdue",
+    "Open agent commands past their timeout: pending past AGENT_ACK_TIMEOUT, acked past AGENT_RESULT_TIMEOUT.",
+    ["status"],
+    multiprocess_mode="mostrecent",
+)
+AGENT_HOSTS_OFFLINE = Gauge(
+    "nodefleet_agent_hosts_offline",
+    "Hosts with an agent token whose agent was not seen for AGENT_OFFLINE_AFTER seconds.",
+    multiprocess_mode="mostrecent",
+)
 
 
 def ack_timeout() -> timedelta:

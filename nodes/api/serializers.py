@@ -295,7 +295,7 @@ class UpgradeChangeSerializer(serializers.Serializer):
 
 
 class UpgradeSerializer(serializers.Serializer):
-    """An applied upgrade (nodes.changes.upgrade.UpgradeOutcome): the node and its host after it."""
+    """An applied upgrade (nodes.changes.UpgradeOutcome): the node and its host after it."""
 
     node = NodeSerializer(read_only=True)
     host = HostSerializer(read_only=True)

@@ -29,7 +29,7 @@ from nodes.api.serializers import (
     UpgradePlanSerializer,
     UpgradeSerializer,
 )
-from nodes.changes.upgrade import node_create, node_delete, node_upgrade, node_upgrade_plan
+from nodes.changes import node_create, node_delete, node_upgrade, node_upgrade_plan
 from nodes.images import image_create
 from nodes.models import Image, Node
 from nodes.rollouts.auto import nodes_auto_upgrade_set
@@ -108,7 +108,7 @@ class ImageViewSet(FleetReadViewSet):
     retrieve=extend_schema(summary="A node", responses={200: NodeSerializer, **DETAIL_ERRORS}),
 )
 class NodeViewSet(FleetReadViewSet):
-    """Nodes: read, create, delete and upgrade. Writes go through nodes.changes.upgrade."""
+    """Nodes: read, create, delete and upgrade. Writes go through nodes.changes."""
 
     queryset = Node.objects.all()
     serializer_class = NodeSerializer

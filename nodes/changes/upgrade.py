@@ -1,25 +1,22 @@
-"""Services that change nodes: node_create, node_upgrade (and its dry run, node_upgrade_plan),
-node_delete.
+"""node_upgrade and its dry run, node_upgrade_plan; upgrade_outcome, the computation both (and a
+rollout's plan) share; and the upgrade's one-statement write (config.db.statements.write_together).
 
-The invariant each keeps: at every commit, a host's counters equal the COUNT and SUMs of its
-nodes' allocations. Each runs in one transaction that holds the host's row lock (hosts.locks)
-while the counters change by deltas added in SQL (hosts.counters), and writes the node, the counters,
-the NodeLog entry and the Command together, or nothing.
+The invariant: at every commit, a host's counters equal the COUNT and SUMs of its nodes'
+allocations. The upgrade runs in one transaction that holds the node's and host's row locks
+(hosts.locks) while the counters change by deltas added in SQL (hosts.counters), and writes the
+node, the counters, the NodeLog entry and the Command together, or nothing.
 """
 
 import copy
-import functools
 import logging
 import time
-import uuid
 from dataclasses import dataclass, field
 
-from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from config.db import atomic_with_retry
-from config.db.statements import insert_row, write_together
+from config.db.statements import write_together
 from config.errors import (
     AlreadyOnImage,
     ApplicationError,
@@ -27,31 +24,33 @@ from config.errors import (
     IncompatibleImage,
     InsufficientCapacity,
     InvalidImageConfig,
-    InvalidInput,
     NodeBusy,
     NotFound,
 )
 from config.http.logging import log_event
 from config.http.metrics import LOCK_WAIT_SECONDS, UPGRADE_SECONDS, UPGRADES, timed
-from config.text import printable_error
 from config.units import BIGINT_MAX
 from hosts.counters import (
     CounterCheck,
-    host_counters_apply,
     host_counters_check,
     host_counters_increments,
-    host_counters_write,
     host_counters_written,
 )
-from hosts.locks import lock_host, lock_with_host
 from hosts.models import Host, Source
-from nodes.locks import node_with_images, share_image
+from nodes.changes.common import (
+    _actor_name,
+    _as_uuid,
+    _command_values,
+    _forced,
+    _refusals_logged,
+    allocation_fields,
+    node_event_values,
+)
+from nodes.locks import node_with_images
 from nodes.models import (
-    OPEN_STATUSES,
     Command,
     CommandKind,
     CommandStatus,
-    Image,
     Node,
     NodeEvent,
     NodeLog,
@@ -59,140 +58,9 @@ from nodes.models import (
     command_status_transition,
     node_state_transition,
 )
-from nodes.resources import ImageSpec, PropertySpec, Resources, carry_over, full_config, required_allocation
-from nodes.rollouts.hooks import rollout_node_deleted
+from nodes.resources import ImageSpec, Resources, carry_over, required_allocation
 
-logger = logging.getLogger("nodes.services")
-
-NAME_MAX_LENGTH = Node._meta.get_field("name").max_length
-
-
-def image_spec(image: Image) -> ImageSpec:
-    """The pure view of an image (its `properties` prefetched or fetched here)."""
-    return ImageSpec(
-        id=image.pk,
-        protocol=image.protocol,
-        version=image.version,
-        minimum=Resources.from_mapping(vars(image), prefix="min_"),
-        properties=tuple(
-            PropertySpec(prop.key, prop.default_value, Resources.from_mapping(vars(prop), prefix="add_"))
-            for prop in image.properties.all()
-        ),
-    )
-
-
-def _as_uuid(value, what: str) -> uuid.UUID:
-    try:
-        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
-    except ValueError:
-        raise NotFound(f"No {what} with id {value!r}.") from None
-
-
-def _image(image_id) -> ImageSpec:
-    """The image a node is placed on, its row shared-locked first (nodes.locks.share_image)."""
-    pk = _as_uuid(image_id, "image")
-    share_image(pk)
-    try:
-        return image_spec(Image.objects.prefetch_related("properties").get(pk=pk))
-    except Image.DoesNotExist:
-        raise NotFound(f"No image with id {image_id}.") from None
-
-
-def _lock_node(node_id) -> Node:
-    try:
-        return lock_with_host(Node.objects, _as_uuid(node_id, "node"))
-    except Node.DoesNotExist:
-        raise NotFound(f"No node with id {node_id}.") from None
-
-
-def log_node_event(event: str, node: Node, host: Host, **fields) -> None:
-    """Writes a NodeLog entry; node_event_values names its fields."""
-    insert_row(NodeLog, **node_event_values(event, node, host, **fields))
-
-
-def node_event_values(
-    event: str,
-    node: Node,
-    host: Host,
-    *,
-    actor,
-    source,
-    forced: bool = False,
-    force_requested: bool = False,
-    warnings=(),
-    **fields,
-) -> dict:
-    """The field values of a NodeLog entry."""
-    return dict(
-        event=event,
-        node_id=node.pk,
-        node_name=node.name,
-        host_id=host.pk,
-        host_name=host.name,
-        actor_id=actor.pk if actor is not None and actor.is_authenticated else None,
-        source=source,
-        forced=forced,
-        force_requested=force_requested,
-        warnings=list(warnings),
-        created_at=timezone.now(),
-        **fields,
-    )
-
-
-def _close_open_commands(node: Node) -> None:
-    """Closes the node's open commands as `superseded` (before a new one opens: one open per node).
-    Every open status may become `superseded` (COMMAND_TRANSITIONS); the caller holds the node's
-    lock, and an ack racing this waits for the command's row and then finds it closed."""
-    Command.objects.filter(node_id=node.pk, status__in=OPEN_STATUSES).update(
-        status=CommandStatus.SUPERSEDED, finished_at=timezone.now()
-    )
-
-
-def _command(kind: str, node: Node, host: Host, payload: dict) -> None:
-    insert_row(Command, **_command_values(kind, node, host, payload))
-
-
-def _command_values(kind: str, node: Node, host: Host, payload: dict) -> dict:
-    return dict(host_id=host.pk, node_id=node.pk, kind=kind, payload=payload, created_at=timezone.now())
-
-
-def allocation_fields(prefix: str, amounts: Resources) -> dict[str, int]:
-    return {prefix + name: amount for name, amount in amounts.items()}
-
-
-def _forced(check: CounterCheck, force: bool) -> bool:
-    """Whether `force` was needed: some resource that grows went past the host's capacity."""
-    return force and not all(check.fits.values())
-
-
-def _refusals_logged(event: str, **fields: str):
-    """Decorates a service so that each refusal (ApplicationError) logs one line `event` with
-    the error's code and detail; `fields` name a log field after the keyword argument it shows."""
-
-    def decorate(service):
-        @functools.wraps(service)
-        def logged(**kwargs):
-            try:
-                return service(**kwargs)
-            except ApplicationError as error:
-                log_event(
-                    logger,
-                    event,
-                    **{name: str(kwargs.get(argument)) for name, argument in fields.items()},
-                    code=error.code,
-                    detail=error.detail,
-                    actor=_actor_name(kwargs.get("actor")),
-                    source=kwargs.get("source", Source.API),
-                )
-                raise
-
-        return logged
-
-    return decorate
-
-
-# ---------------------------------------------------------------------------------------------
-# Upgrade
+logger = logging.getLogger("nodes.services")  # the services' log lines keep their name
 
 
 @dataclass(frozen=True)
@@ -276,7 +144,7 @@ def _refusal(
     return None
 
 
-def _upgrade_outcome(node: Node, old: ImageSpec, new: ImageSpec, command, *, force: bool) -> UpgradeOutcome:
+def upgrade_outcome(node: Node, old: ImageSpec, new: ImageSpec, command, *, force: bool) -> UpgradeOutcome:
     """Computes an upgrade of `node` (its host joined) without writing anything."""
     recorded = Resources.of(node)  # what the host's counters hold for this node
     config, warnings = carry_over(node.properties, old, new)
@@ -315,7 +183,7 @@ def node_upgrade_plan(*, node_id, image_id, force: bool = False) -> UpgradeOutco
     """The dry run of node_upgrade: the same computation, nothing locked or written. Raises
     `not_found` for a missing node or image; any other refusal is returned in `error`."""
     node, old, new, command = _node_and_images(node_id, image_id, lock=False)
-    return _upgrade_outcome(node, old, new, command, force=force)
+    return upgrade_outcome(node, old, new, command, force=force)
 
 
 def command_side(*, image_id, properties, allocation: Resources) -> dict:
@@ -404,7 +272,7 @@ def node_upgrade(*, node_id, image_id, force: bool = False, actor=None, source: 
         for _read in range(3):
             with timed(LOCK_WAIT_SECONDS):
                 node, old, new, command = _node_and_images(node_id, image_id, lock=True)  # node, then host
-            outcome = _upgrade_outcome(node, old, new, command, force=force)
+            outcome = upgrade_outcome(node, old, new, command, force=force)
             if outcome.error:
                 raise outcome.error
             if _write_upgrade(outcome, node, actor=actor, source=source, force=force):
@@ -428,10 +296,6 @@ def node_upgrade(*, node_id, image_id, force: bool = False, actor=None, source: 
     return outcome
 
 
-def _actor_name(actor) -> str | None:
-    return actor.get_username() if actor is not None and actor.is_authenticated else None
-
-
 def _log_upgrade(outcome: UpgradeOutcome, *, actor, source, force):
     log_event(
         logger,
@@ -448,165 +312,3 @@ def _log_upgrade(outcome: UpgradeOutcome, *, actor, source, force):
         actor=_actor_name(actor),
         source=source,
     )
-
-
-# ---------------------------------------------------------------------------------------------
-# Create and delete
-
-
-def _validate_create_input(name, properties) -> dict[str, str]:
-    errors = {}
-    if not isinstance(name, str) or not name.strip():
-        errors["name"] = ["A node needs a non-empty name."]
-    elif len(name) > NAME_MAX_LENGTH:
-        errors["name"] = [f"At most {NAME_MAX_LENGTH} characters."]
-    elif unprintable := printable_error(name):
-        errors["name"] = [unprintable]
-    if properties is None:
-        properties = {}
-    if not isinstance(properties, dict):
-        errors["properties"] = ["Must be an object mapping property keys to string values."]
-    else:
-        bad = sorted(str(key) for key, value in properties.items() if not isinstance(value, str))
-        limit = settings.NODE_PROPERTY_VALUE_MAX_LENGTH
-        too_long = sorted(key for key, value in properties.items() if isinstance(value, str) and len(value) > limit)
-        if bad:
-            errors["properties"] = [f"Values must be strings: {', '.join(bad)}."]
-        elif too_long:
-            errors["properties"] = [f"Values may hold at most {limit} characters: {', '.join(too_long)}."]
-    if errors:
-        raise InvalidInput("The node cannot be created from this input.", errors=errors)
-    return properties
-
-
-def _name_taken(name: str) -> InvalidInput:
-    return InvalidInput(
-        f"A node named {name} already exists.", errors={"name": ["A node with this name already exists."]}
-    )
-
-
-@dataclass(frozen=True)
-class NodeChange:
-    """A created or deleted node and its host's counters after the change."""
-
-    node: Node
-    host: Host
-
-
-@_refusals_logged("create_refused", node="name", host="host_id", image="image_id")
-def node_create(
-    *,
-    name: str,
-    host_id,
-    image_id,
-    properties: dict | None = None,
-    force: bool = False,
-    auto_upgrade: bool = False,
-    actor=None,
-    source: str = Source.API,
-) -> NodeChange:
-    """Places a new node on a host, `creating` until its agent reports (§9): allocation from its
-    config on the image, capacity checked (unless force), counters += allocation and node_count
-    + 1, NodeLog `created`, Command `node_create`. Properties must be keys of the image; missing
-    keys take its defaults. `auto_upgrade`: the node follows newer images of its protocol (§10)."""
-    properties = _validate_create_input(name, properties)
-
-    def work() -> NodeChange:
-        try:
-            host = lock_host(_as_uuid(host_id, "host"))
-        except Host.DoesNotExist:
-            raise NotFound(f"No host with id {host_id}.") from None
-        spec = _image(image_id)
-        unknown = sorted(set(properties) - spec.defaults().keys())
-        if unknown:
-            raise InvalidInput(
-                f"Image {spec.label} has no propert{'y' if len(unknown) == 1 else 'ies'} {', '.join(unknown)}.",
-                errors={"properties": [f"Unknown key for {spec.label}: {key}." for key in unknown]},
-            )
-        if Node.objects.filter(name=name).exists():
-            raise _name_taken(name)
-        config = full_config(spec, properties)
-        allocation = required_allocation(spec.validate(), config).check_within_bigint(f"Node {name} on {spec.label}")
-        check = host_counters_check(host=host, delta=allocation, node_count_delta=1, force=force)
-        host = host_counters_write(host=host, check=check)
-        forced = _forced(check, force)
-        node = Node.objects.create(
-            name=name,
-            host=host,
-            image_id=spec.id,
-            properties=config,
-            state=NodeState.CREATING,
-            auto_upgrade=auto_upgrade,
-            **allocation.as_dict(),
-        )
-        log_node_event(
-            NodeEvent.CREATED,
-            node,
-            host,
-            actor=actor,
-            source=source,
-            new_image_id=spec.id,
-            forced=forced,
-            force_requested=force,
-            **allocation_fields("new_", allocation),
-        )
-        _command(CommandKind.NODE_CREATE, node, host, {"image_id": str(spec.id), "properties": config})
-        transaction.on_commit(
-            lambda: log_event(
-                logger,
-                "node_created",
-                node=name,
-                host=host.name,
-                image=spec.label,
-                allocation=allocation.as_dict(),
-                forced=forced,
-                force_requested=force,
-                actor=_actor_name(actor),
-                source=source,
-            )
-        )
-        return NodeChange(node=node, host=host)
-
-    try:
-        return atomic_with_retry(work)
-    except IntegrityError:  # a concurrent create took the name between our check and insert
-        raise _name_taken(name) from None
-
-
-@_refusals_logged("delete_refused", node="node_id")
-def node_delete(*, node_id, actor=None, source: str = Source.API) -> NodeChange:
-    """Removes a node, whatever its state: counters -= its allocation and node_count - 1 (refused
-    with `counter_drift` if one would go below zero), its open commands close as `superseded`,
-    NodeLog `deleted`, Command `node_delete` (payload: the node's name and image)."""
-
-    def work() -> NodeChange:
-        node = _lock_node(node_id)
-        allocation = Resources.of(node)
-        host = host_counters_apply(host=node.host, delta=Resources() - allocation, node_count_delta=-1)
-        Node.objects.filter(pk=node.pk).delete()
-        log_node_event(
-            NodeEvent.DELETED,
-            node,
-            host,
-            actor=actor,
-            source=source,
-            old_image_id=node.image_id,
-            **allocation_fields("old_", allocation),
-        )
-        _close_open_commands(node)
-        _command(CommandKind.NODE_DELETE, node, host, {"name": node.name, "image_id": str(node.image_id)})
-        rollout_node_deleted(node_id=node.pk)
-        transaction.on_commit(
-            lambda: log_event(
-                logger,
-                "node_deleted",
-                node=node.name,
-                host=host.name,
-                allocation=allocation.as_dict(),
-                actor=_actor_name(actor),
-                source=source,
-            )
-        )
-        return NodeChange(node=node, host=host)
-
-    return atomic_with_retry(work)

@@ -23,9 +23,9 @@ from nodes.api.serializers import (
 )
 from nodes.rollouts.models import Rollout, RolloutNode, RolloutNodeStatus
 from nodes.rollouts.plan import rollout_plan, selection_check
+from nodes.rollouts.selectors import rollout_counts
 from nodes.rollouts.services import (
     rollout_abort,
-    rollout_counts,
     rollout_create,
     rollout_pause,
     rollout_resume,

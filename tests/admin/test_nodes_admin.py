@@ -383,7 +383,7 @@ def test_bulk_delete_is_not_offered_without_the_delete_permission():
 
 def test_node_page_is_read_only_and_shows_its_history():
     old, new, _bitcoin = images()
-    from nodes.changes.upgrade import node_upgrade
+    from nodes.changes import node_upgrade
 
     node = place_node(host=HostFactory(), image=old)
     node_upgrade(node_id=node.pk, image_id=new.pk)

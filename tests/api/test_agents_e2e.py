@@ -13,7 +13,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from nodes.changes.upgrade import node_upgrade
+from nodes.changes import node_upgrade
 from nodes.models import Command, CommandKind, CommandStatus, Node, NodeLog, NodeState
 from tests.api.gunicorn import gunicorn
 from tests.factories import HostFactory, ImageFactory, place_node

@@ -19,7 +19,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from hosts.agent_tokens import agent_token_issue
-from nodes.changes.upgrade import node_upgrade
+from nodes.changes import node_upgrade
 from nodes.models import Command
 from nodes.rollouts.models import Rollout
 from tests.api.conftest import READ_PERMISSIONS

@@ -11,7 +11,7 @@ from hosts.audit import host_counter_findings
 from hosts.models import CounterRepair, Host
 from hosts.repair import host_counters_repair
 from nodes.audit import node_allocation_findings
-from nodes.changes.upgrade import node_upgrade
+from nodes.changes import node_upgrade
 from nodes.models import Node, NodeLog
 from nodes.repair import node_allocations_repair
 from tests.factories import GiB, HostFactory, TiB, place_node

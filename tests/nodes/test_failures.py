@@ -6,7 +6,7 @@ import pytest
 from django.db import DatabaseError, connection
 
 from config.errors import Busy
-from nodes.changes.upgrade import node_create, node_delete, node_upgrade
+from nodes.changes import node_create, node_delete, node_upgrade
 from nodes.models import Command, Node
 from tests.factories import HostFactory, ImageFactory, ImagePropertyFactory, place_node
 from tests.invariants import assert_counters_exact

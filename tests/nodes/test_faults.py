@@ -9,7 +9,7 @@ import pytest
 from django.db import connection, connections
 
 from config.errors import Busy
-from nodes.changes.upgrade import node_upgrade
+from nodes.changes import node_upgrade
 from nodes.models import Command, Node, NodeLog
 from tests.factories import HostFactory, ImageFactory, place_node
 from tests.invariants import assert_counters_exact
@@ -24,7 +24,7 @@ HANGING_UPGRADE = """
 import sys, time, django
 django.setup()
 from django.db import connection
-from nodes.changes.upgrade import node_upgrade
+from nodes.changes import node_upgrade
 
 def hang_after_counters(execute, sql, params, many, context):
     result = execute(sql, params, many, context)

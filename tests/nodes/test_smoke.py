@@ -1,6 +1,6 @@
 import pytest
 
-from nodes.changes.upgrade import node_upgrade
+from nodes.changes import node_upgrade
 from tests.factories import HostFactory, ImageFactory, place_node
 
 

@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from hosts.locks import lock_hosts
 from hosts.models import COUNTER_OF_RESOURCE, Host
-from nodes.changes.upgrade import image_spec
+from nodes.changes import image_spec
 from nodes.demo import ensure_catalogue, host_capacity, node_config, other_values
 from nodes.models import Node
 from nodes.resources import Resources, required_allocation

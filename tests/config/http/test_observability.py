@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 from config.errors import AlreadyOnImage
 from config.http.logging import JsonFormatter, RequestIdFilter
 from hosts.audit_record import audit_run_record
-from nodes.changes.upgrade import node_upgrade
+from nodes.changes import node_upgrade
 from tests.factories import HostFactory, ImageFactory, UserFactory, place_node
 from tokens.services import token_create
 
@@ -134,7 +134,7 @@ def test_metrics_with_a_token_need_it_from_everywhere(client, settings):
 
 @pytest.fixture
 def json_log():
-    """Captures nodes.changes.upgrade' records as JSON lines, as LOG_FORMAT=json writes them."""
+    """Captures nodes.services' records as JSON lines, as LOG_FORMAT=json writes them."""
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter())

@@ -11,7 +11,7 @@ from config.http.metrics import AGENT_RESULTS
 from config.units import BIGINT_MAX
 from hosts.models import Host
 from nodes.agent.lifecycle import command_ack, command_cancel, command_result
-from nodes.changes.upgrade import node_delete, node_upgrade, node_upgrade_plan
+from nodes.changes import node_delete, node_upgrade, node_upgrade_plan
 from nodes.models import (
     COMMAND_TRANSITIONS,
     NODE_TRANSITIONS,

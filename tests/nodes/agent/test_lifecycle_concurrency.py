@@ -13,8 +13,8 @@ from django.db import connection, transaction
 
 from config.errors import AlreadyOnImage, CommandClosed, InvalidState, NodeBusy, NotFound
 from nodes.agent.lifecycle import command_ack, command_cancel, command_result
+from nodes.changes import node_create, node_delete, node_upgrade
 from nodes.changes import upgrade as services
-from nodes.changes.upgrade import node_create, node_delete, node_upgrade
 from nodes.models import Command, Node
 from tests.factories import GiB, HostFactory, ImageFactory, place_node
 from tests.invariants import assert_counters_exact

@@ -6,7 +6,7 @@ import pytest
 from django.db import DatabaseError, connection
 
 from nodes.agent.lifecycle import command_cancel, command_result
-from nodes.changes.upgrade import node_upgrade
+from nodes.changes import node_upgrade
 from nodes.models import Command
 from tests.factories import HostFactory, ImageFactory, place_node
 from tests.invariants import assert_counters_exact

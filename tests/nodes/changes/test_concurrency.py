@@ -10,7 +10,7 @@ from django.db import connection, connections
 
 from config.errors import AlreadyOnImage
 from hosts.models import Host
-from nodes.changes.upgrade import node_upgrade
+from nodes.changes import node_upgrade
 from nodes.models import Node, NodeLog
 from tests.factories import GiB, HostFactory, ImageFactory, place_node
 from tests.invariants import assert_counters_exact

@@ -7,7 +7,7 @@ import pytest
 
 from config.errors import CounterDrift, InsufficientCapacity, InvalidInput, NotFound
 from hosts.models import Host
-from nodes.changes.upgrade import node_create, node_delete
+from nodes.changes import node_create, node_delete
 from nodes.models import Command, Node, NodeLog
 from tests.factories import GiB, HostFactory, ImageFactory, ImagePropertyFactory, TiB, place_node
 from tests.hosts.drift import set_counter

@@ -3,7 +3,7 @@ ONE write statement and COMMIT — counted on the wire, BEGIN and COMMIT include
 
 import pytest
 
-from nodes.changes.upgrade import node_upgrade
+from nodes.changes import node_upgrade
 from nodes.models import Command, Node
 from tests.factories import HostFactory, ImageFactory, ImagePropertyFactory, place_node
 from tests.invariants import assert_counters_exact

@@ -14,7 +14,7 @@ from config.errors import (
 )
 from config.units import BIGINT_MAX
 from hosts.models import Host
-from nodes.changes.upgrade import node_upgrade, node_upgrade_plan
+from nodes.changes import node_upgrade, node_upgrade_plan
 from nodes.models import Command, Node, NodeLog
 from tests.factories import GiB, HostFactory, ImageFactory, ImagePropertyFactory, TiB, UserFactory, place_node
 from tests.invariants import assert_counters_exact

@@ -9,7 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from config.errors import InvalidState
-from nodes.changes.upgrade import node_delete, node_upgrade
+from nodes.changes import node_delete, node_upgrade
 from nodes.models import Command, CommandKind, Node, NodeLog
 from nodes.rollouts.models import ACTIVE_STATES, TRANSITIONS, Rollout, RolloutNode, RolloutState
 from nodes.rollouts.plan import selection_check
