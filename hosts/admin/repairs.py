@@ -5,9 +5,7 @@ audit page both show them)."""
 from django.contrib import messages
 
 from config.units import human_amount
-from hosts.admin.helpers import (
-    counter_label,
-)
+from hosts.admin.helpers import counter_label
 
 
 def counter_amount(counter: str, value: int) -> str:

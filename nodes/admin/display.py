@@ -6,10 +6,7 @@ from django.db.models import Exists, OuterRef
 from django.utils.html import format_html, format_html_join
 
 from config.units import RESOURCES, human_amount
-from hosts.admin.helpers import (
-    TextInputFilter,
-    as_uuid,
-)
+from hosts.admin.helpers import TextInputFilter, as_uuid
 from nodes.agent.overdue import overdue_condition
 from nodes.models import Command, CommandStatus, Image, NodeLog
 

@@ -9,10 +9,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from config.units import human_amount
-from hosts.admin.helpers import (
-    ErrorsAsMessages,
-    PrintableFieldsForm,
-)
+from hosts.admin.helpers import ErrorsAsMessages, PrintableFieldsForm
 from nodes.admin.forms import requirements
 from nodes.models import IMAGE_IN_USE, Image, ImageProperty, Node
 from nodes.resources import Resources

@@ -17,10 +17,7 @@ from django.utils.html import format_html, format_html_join
 
 from config.errors import ApplicationError, InsufficientCapacity, InvalidInput
 from config.units import RESOURCE_LABELS, RESOURCES, human_amount, human_bytes, human_cores
-from hosts.admin.helpers import (
-    LargeTableAdmin,
-    as_uuid,
-)
+from hosts.admin.helpers import LargeTableAdmin, as_uuid
 from hosts.models import Source
 from nodes.admin.bulk import MAX_NODES, nodes_delete, nodes_upgrade, nodes_upgrade_plan
 from nodes.admin.display import (

@@ -9,25 +9,13 @@ from dataclasses import dataclass
 from django.utils import timezone
 
 from config.db.statements import insert_row
-from config.errors import (
-    ApplicationError,
-    NotFound,
-)
+from config.errors import ApplicationError, NotFound
 from config.http.logging import log_event
-from hosts.counters import (
-    CounterCheck,
-)
+from hosts.counters import CounterCheck
 from hosts.locks import lock_with_host
 from hosts.models import Host, Source
 from nodes.locks import share_image
-from nodes.models import (
-    OPEN_STATUSES,
-    Command,
-    CommandStatus,
-    Image,
-    Node,
-    NodeLog,
-)
+from nodes.models import OPEN_STATUSES, Command, CommandStatus, Image, Node, NodeLog
 from nodes.resources import ImageSpec, PropertySpec, Resources
 
 logger = logging.getLogger("nodes.services")  # the services' log lines keep their name

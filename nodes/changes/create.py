@@ -7,16 +7,10 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from config.db import atomic_with_retry
-from config.errors import (
-    InvalidInput,
-    NotFound,
-)
+from config.errors import InvalidInput, NotFound
 from config.http.logging import log_event
 from config.text import printable_error
-from hosts.counters import (
-    host_counters_check,
-    host_counters_write,
-)
+from hosts.counters import host_counters_check, host_counters_write
 from hosts.locks import lock_host
 from hosts.models import Host, Source
 from nodes.changes.common import (
@@ -31,12 +25,7 @@ from nodes.changes.common import (
     allocation_fields,
     log_node_event,
 )
-from nodes.models import (
-    CommandKind,
-    Node,
-    NodeEvent,
-    NodeState,
-)
+from nodes.models import CommandKind, Node, NodeEvent, NodeState
 from nodes.resources import full_config, required_allocation
 
 logger = logging.getLogger("nodes.services")  # the services' log lines keep their name

@@ -7,9 +7,7 @@ from django.db import transaction
 
 from config.db import atomic_with_retry
 from config.http.logging import log_event
-from hosts.counters import (
-    host_counters_apply,
-)
+from hosts.counters import host_counters_apply
 from hosts.models import Source
 from nodes.changes.common import (
     NodeChange,
@@ -22,11 +20,7 @@ from nodes.changes.common import (
     log_node_event,
 )
 from nodes.changes.signals import node_deleted
-from nodes.models import (
-    CommandKind,
-    Node,
-    NodeEvent,
-)
+from nodes.models import CommandKind, Node, NodeEvent
 from nodes.resources import Resources
 
 logger = logging.getLogger("nodes.services")  # the services' log lines keep their name

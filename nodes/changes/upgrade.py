@@ -30,12 +30,7 @@ from config.errors import (
 from config.http.logging import log_event
 from config.http.metrics import LOCK_WAIT_SECONDS, UPGRADE_SECONDS, UPGRADES, timed
 from config.units import BIGINT_MAX
-from hosts.counters import (
-    CounterCheck,
-    host_counters_check,
-    host_counters_increments,
-    host_counters_written,
-)
+from hosts.counters import CounterCheck, host_counters_check, host_counters_increments, host_counters_written
 from hosts.models import Host, Source
 from nodes.changes.common import (
     _actor_name,
