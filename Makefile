@@ -62,8 +62,10 @@ bench: venv
 audit-deps: venv
 	$(BIN)/python tools/audit_deps.py
 
+## ruff, then the import contracts of pyproject.toml [tool.importlinter] (no circle between rooms).
 lint: venv
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 format: venv
 	$(BIN)/ruff format .
