@@ -16,7 +16,7 @@ from django.conf import settings
 from rest_framework import exceptions
 from rest_framework.throttling import BaseThrottle
 
-from config.logging import log_event, request_id
+from config.http.logging import log_event, request_id
 from config.text import escape_unprintable
 from config.throttles import rates
 
