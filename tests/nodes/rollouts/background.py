@@ -1,0 +1,89 @@
+"""Helpers of the tests of background work that must never stall (issue 19): the real
+`manage.py db_worker` in a subprocess with short ticks, another session holding a rollout's
+row, bounded waits."""
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+
+from django.db import connections
+
+from nodes.rollouts.models import Rollout, RolloutNode
+from tests.support import ROOT, subprocess_env
+
+DEADLINE_SECONDS = 30
+
+
+def db_worker(**env) -> subprocess.Popen:
+    """`manage.py db_worker` as production runs it, with ticks (and sweeps) of one second."""
+    env = {**subprocess_env(), "ROLLOUT_TICK_SECONDS": "1", "ROLLOUT_SWEEP_SECONDS": "1", **env}
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "db_worker", "--no-startup-delay", "--interval", "0.05", "--no-reload", "-v", "0"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def wait_until(done, *, seconds: float = DEADLINE_SECONDS, worker: subprocess.Popen | None = None, what=""):
+    """Polls `done()` every 50 ms for at most `seconds`; fails the test when it never holds (or
+    when the worker died)."""
+    deadline = time.monotonic() + seconds
+    while not done():
+        if worker is not None and worker.poll() is not None:
+            raise AssertionError(f"the worker died: {worker.stderr.read()}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {seconds} s waiting for {what or done}")
+        time.sleep(0.05)
+
+
+def row_of(rollout, name) -> tuple[str, str, int]:
+    row = RolloutNode.objects.get(rollout=rollout, node_name=name)
+    return row.status, row.reason, row.batch
+
+
+def state_of(rollout) -> str:
+    return Rollout.objects.values_list("state", flat=True).get(pk=rollout.pk)
+
+
+@contextmanager
+def rollout_share_locked(rollout_pk):
+    """Another session holds `SELECT … FROM nodes_rollout … FOR SHARE` on the rollout's row (as
+    a long upgrade of one of its nodes would) until the block ends."""
+    locked, release = threading.Event(), threading.Event()
+
+    def hold():
+        other = connections.create_connection("default")
+        try:
+            with other.cursor() as cursor:
+                cursor.execute("BEGIN")
+                cursor.execute("SELECT 1 FROM nodes_rollout WHERE id = %s FOR SHARE", [rollout_pk])
+                locked.set()
+                release.wait(60)
+                cursor.execute("ROLLBACK")
+        finally:
+            other.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert locked.wait(5), "the other session did not get the lock"
+        yield
+    finally:
+        release.set()
+        holder.join()
