@@ -21,7 +21,8 @@ def db_worker(**env) -> subprocess.Popen:
     """`manage.py db_worker` as production runs it, with ticks (and sweeps) of one second."""
     env = {**subprocess_env(), "ROLLOUT_TICK_SECONDS": "1", "ROLLOUT_SWEEP_SECONDS": "1", **env}
     return subprocess.Popen(
-        [sys.executable, "manage.py", "db_worker", "--no-startup-delay", "--interval", "0.05", "--no-reload", "-v", "0"],
+        [sys.executable, "manage.py", "db_worker", "--no-startup-delay", "--interval", "0.05", "--no-reload"]
+        + ["-v", "0"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,

@@ -16,7 +16,7 @@ from nodes.rollouts.services import rollout_abort, rollout_create, rollout_resum
 from nodes.services import node_upgrade
 from tests.factories import GiB, HostFactory, ImageFactory, TiB
 from tests.invariants import assert_counters_exact
-from tests.nodes.rollouts.background import db_worker, row_of, rollout_share_locked, state_of, stop, wait_until
+from tests.nodes.rollouts.background import db_worker, rollout_share_locked, row_of, state_of, stop, wait_until
 from tests.nodes.rollouts.support import drive, report, rows, running_node
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -139,7 +139,7 @@ def test_an_upgrade_that_waited_behind_a_retry_later_supersedes_the_pending_comm
             with connection.execute_wrapper(hold_after_lock):
                 command_result(command_id=command.pk, host_id=host.pk, outcome="retry_later", retry_after_seconds=60)
             outcome["agent"] = "ok"
-        except Exception as error:  # noqa: BLE001 - reported by the test
+        except Exception as error:
             outcome["agent"] = error
         finally:
             connection.close()
@@ -150,7 +150,7 @@ def test_an_upgrade_that_waited_behind_a_retry_later_supersedes_the_pending_comm
             pids["upgrader"] = connection.connection.info.backend_pid
             node_upgrade(node_id=node.pk, image_id=images[2].pk)
             outcome["upgrade"] = "ok"
-        except Exception as error:  # noqa: BLE001 - reported by the test
+        except Exception as error:
             outcome["upgrade"] = error
         finally:
             connection.close()
