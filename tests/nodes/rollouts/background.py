@@ -15,14 +15,14 @@ from nodes.rollouts.models import Rollout, RolloutNode
 from tests.support import ROOT, subprocess_env
 
 DEADLINE_SECONDS = 30
+QUIET = ("-v", "0")
 
 
 def db_worker(**env) -> subprocess.Popen:
     """`manage.py db_worker` as production runs it, with ticks (and sweeps) of one second."""
     env = {**subprocess_env(), "ROLLOUT_TICK_SECONDS": "1", "ROLLOUT_SWEEP_SECONDS": "1", **env}
     return subprocess.Popen(
-        [sys.executable, "manage.py", "db_worker", "--no-startup-delay", "--interval", "0.05", "--no-reload"]
-        + ["-v", "0"],
+        [sys.executable, "manage.py", "db_worker", "--no-startup-delay", "--interval", "0.05", "--no-reload", *QUIET],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
