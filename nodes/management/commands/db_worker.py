@@ -1,15 +1,21 @@
 """`manage.py db_worker`: django-tasks-db's worker, preceded by the recovery a killed worker
-needs (nodes.rollouts.workers): run as many as you like, on any machine reaching the database."""
+needs and accompanied by the periodic sweep of rollouts (nodes.rollouts.workers): run as many as
+you like, on any machine reaching the database."""
 
+import os
+
+from django.conf import settings
+from django.utils.autoreload import DJANGO_AUTORELOAD_ENV
 from django_tasks_db.management.commands.db_worker import Command as LibraryWorker
 
-from nodes.rollouts.workers import worker_id, worker_recover
+from nodes.rollouts.workers import Sweeper, worker_id, worker_recover
 
 
 class Command(LibraryWorker):
     help = (
         "Runs background tasks (rollouts). First fails the tasks that dead workers of this machine "
-        "left RUNNING and re-enqueues the advance of every running rollout."
+        "left RUNNING; then, at start and every ROLLOUT_SWEEP_SECONDS, re-enqueues the advance of "
+        "every rollout that needs one and has none queued."
     )
 
     def add_arguments(self, parser):
@@ -17,9 +23,12 @@ class Command(LibraryWorker):
         parser.set_defaults(worker_id=worker_id())
 
     def handle(self, *args, **options):
-        failed, rollouts = worker_recover()
-        if options["verbosity"]:
-            self.stderr.write(
-                f"recovered: {failed} task(s) of dead workers failed, {rollouts} running rollout(s) re-enqueued"
-            )
+        reloading_parent = options.get("reload") and os.environ.get(DJANGO_AUTORELOAD_ENV) != "true"
+        if not reloading_parent:  # with --reload, the child process does the work
+            failed, rollouts = worker_recover()
+            if options["verbosity"]:
+                self.stderr.write(
+                    f"recovered: {failed} task(s) of dead workers failed, {rollouts} rollout(s) re-enqueued"
+                )
+            Sweeper(settings.ROLLOUT_SWEEP_SECONDS).start()
         return super().handle(*args, **options)

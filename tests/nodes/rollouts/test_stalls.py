@@ -6,14 +6,15 @@ import threading
 
 import pytest
 from django.db import connection, connections
+from django.utils import timezone
 from django_tasks.base import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 
-from nodes.lifecycle import command_ack, command_result
+from nodes.agent.lifecycle import command_ack, command_result
 from nodes.models import Command, CommandKind, NodeLog
 from nodes.rollouts.plan import selection_check
 from nodes.rollouts.services import rollout_abort, rollout_create, rollout_resume, rollout_start
-from nodes.services import node_upgrade
+from nodes.changes import node_upgrade
 from tests.factories import GiB, HostFactory, ImageFactory, TiB
 from tests.invariants import assert_counters_exact
 from tests.nodes.rollouts.background import db_worker, rollout_share_locked, row_of, state_of, stop, wait_until
@@ -36,6 +37,11 @@ def fleet_of(images, count):
 def create(images, *, start=True, **options):
     options = {"canary": 0, "batch_size": 25, "pause_after_canary": False, **options}
     return rollout_create(selection=selection_check(image_id=images[1].pk, **options), start=start)
+
+
+def ticks_due_now() -> None:
+    """Time passes: the delayed ticks queued are due."""
+    DBTaskResult.objects.filter(status=TaskResultStatus.READY).update(run_after=timezone.now())
 
 
 def answer_all_but(skip_ids) -> None:
@@ -105,7 +111,10 @@ def test_a_canary_batch_with_no_node_ready_never_pauses_with_nothing_upgraded(im
     hand = node_upgrade(node_id=nodes[0].pk, image_id=images[2].pk)
     rollout_start(rollout_id=rollout.pk)
 
-    rollout = drive(rollout)  # the hand upgrade ends; n1 then upgrades in batch 2
+    rollout = drive(rollout)  # no node to stand in; n1 waits in batch 2; its agent ends the hand upgrade
+    assert (rollout.state, rows(rollout)["n1"]) == ("running", (2, "pending"))
+    ticks_due_now()
+    rollout = drive(rollout)  # the tick finds n1 free: upgraded in batch 2
 
     assert hand is not None
     assert rollout.state == "completed", (rollout.state, rollout.reason)
