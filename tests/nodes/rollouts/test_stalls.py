@@ -11,10 +11,10 @@ from django_tasks.base import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 
 from nodes.agent.lifecycle import command_ack, command_result
+from nodes.changes import node_upgrade
 from nodes.models import Command, CommandKind, NodeLog
 from nodes.rollouts.plan import selection_check
 from nodes.rollouts.services import rollout_abort, rollout_create, rollout_resume, rollout_start
-from nodes.changes import node_upgrade
 from tests.factories import GiB, HostFactory, ImageFactory, TiB
 from tests.invariants import assert_counters_exact
 from tests.nodes.rollouts.background import db_worker, rollout_share_locked, row_of, state_of, stop, wait_until
