@@ -224,12 +224,16 @@ def rollout_advance(*, rollout_id) -> str:
     batch ends (halted / paused after the canary / completed / next batch). Whatever a step
     raises is recorded on the rollout (ticks.step_failed) and raised: the task fails, the tick
     queued before it tries again."""
-    coalesce_advances(rollout_id)
-    creator = Rollout.objects.select_related("creator").get(pk=rollout_id).creator  # the upgrades' actor
-    keep_ticking(rollout_id)
     try:
+        coalesce_advances(rollout_id)
+        creator = Rollout.objects.select_related("creator").get(pk=rollout_id).creator  # the upgrades' actor
+        keep_ticking(rollout_id)
         return _advance(rollout_id, creator)
     except Exception as error:
+        if not connection.in_atomic_block:
+            # A connection the error left dead is closed, so that recording the failure — and the
+            # worker marking its task failed — run on a new one instead of failing in turn.
+            connection.close_if_unusable_or_obsolete()
         step_failed(rollout_id, error)
         raise
 

@@ -88,3 +88,40 @@ def rollout_share_locked(rollout_pk):
     finally:
         release.set()
         holder.join()
+
+
+def background_until(done, *, seconds: float = DEADLINE_SECONDS, sweep_seconds: float = 1.0, what="") -> None:
+    """Production's background work in this thread until `done()`: the library worker's loop
+    (dead connections closed, the next due task claimed and run by the library's `run_task`, so a
+    task that raises is FAILED as in production) and db_worker's sweep every `sweep_seconds`."""
+    from django.db import close_old_connections
+    from django_tasks_db.management.commands.db_worker import Worker
+    from django_tasks_db.models import DBTaskResult
+
+    from nodes.rollouts.ticks import rollout_sweep
+
+    worker = Worker(
+        queue_names=["default"],
+        interval=0,
+        batch=False,
+        backend_name="default",
+        startup_delay=False,
+        max_tasks=None,
+        worker_id="tests",
+        excluded_queue_names=[],
+    )
+    deadline = time.monotonic() + seconds
+    next_sweep = time.monotonic() + sweep_seconds
+    while not done():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {seconds} s waiting for {what or done}")
+        close_old_connections()
+        if time.monotonic() >= next_sweep:
+            rollout_sweep()
+            next_sweep = time.monotonic() + sweep_seconds
+        task = DBTaskResult.objects.ready().first()
+        if task is None:
+            time.sleep(0.05)
+            continue
+        task.claim(worker.worker_id)
+        worker.run_task(task)
