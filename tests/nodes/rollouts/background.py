@@ -5,14 +5,10 @@ row, bounded waits."""
 import signal
 import subprocess
 import sys
-import threading
 import time
-from contextlib import contextmanager
-
-from django.db import connections
 
 from nodes.rollouts.models import Rollout, RolloutNode
-from tests.support import ROOT, subprocess_env
+from tests.support import ROOT, row_lock_held, subprocess_env
 
 DEADLINE_SECONDS = 30
 QUIET = ("-v", "0")
@@ -62,32 +58,10 @@ def state_of(rollout) -> str:
     return Rollout.objects.values_list("state", flat=True).get(pk=rollout.pk)
 
 
-@contextmanager
 def rollout_share_locked(rollout_pk):
     """Another session holds `SELECT … FROM nodes_rollout … FOR SHARE` on the rollout's row (as
     a long upgrade of one of its nodes would) until the block ends."""
-    locked, release = threading.Event(), threading.Event()
-
-    def hold():
-        other = connections.create_connection("default")
-        try:
-            with other.cursor() as cursor:
-                cursor.execute("BEGIN")
-                cursor.execute("SELECT 1 FROM nodes_rollout WHERE id = %s FOR SHARE", [rollout_pk])
-                locked.set()
-                release.wait(60)
-                cursor.execute("ROLLBACK")
-        finally:
-            other.close()
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    try:
-        assert locked.wait(5), "the other session did not get the lock"
-        yield
-    finally:
-        release.set()
-        holder.join()
+    return row_lock_held("nodes_rollout", rollout_pk, "FOR SHARE", seconds=60)
 
 
 def background_until(done, *, seconds: float = DEADLINE_SECONDS, sweep_seconds: float = 1.0, what="") -> None:
@@ -95,21 +69,12 @@ def background_until(done, *, seconds: float = DEADLINE_SECONDS, sweep_seconds: 
     (dead connections closed, the next due task claimed and run by the library's `run_task`, so a
     task that raises is FAILED as in production) and db_worker's sweep every `sweep_seconds`."""
     from django.db import close_old_connections
-    from django_tasks_db.management.commands.db_worker import Worker
     from django_tasks_db.models import DBTaskResult
 
     from nodes.rollouts.ticks import rollout_sweep
+    from tests.nodes.rollouts.support import library_worker
 
-    worker = Worker(
-        queue_names=["default"],
-        interval=0,
-        batch=False,
-        backend_name="default",
-        startup_delay=False,
-        max_tasks=None,
-        worker_id="tests",
-        excluded_queue_names=[],
-    )
+    worker = library_worker()
     deadline = time.monotonic() + seconds
     next_sweep = time.monotonic() + sweep_seconds
     while not done():
