@@ -62,7 +62,7 @@ def batch_start(rollout: Rollout) -> BatchLook:
             waiting = True
     _defer(rollout, fresh, now)
     _skip_overdue(rollout, overdue)
-    if rollout.canary and rollout.current_batch == 1:
+    if rollout.canary and rollout.current_batch == 1 and not rollout.ended_batch:  # the canary batch, not yet ended
         ready += _fill_canary(rollout)
     return BatchLook(ready=ready, moved=bool(fresh or overdue), waiting=waiting)
 
