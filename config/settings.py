@@ -111,6 +111,9 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", defa
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 #: While a rollout runs, its advance is re-enqueued this often (timeouts noticed without agents).
 ROLLOUT_TICK_SECONDS = env.int("ROLLOUT_TICK_SECONDS", default=10)
+#: Every db_worker re-enqueues, this often, the advance of each rollout that needs ticks and has
+#: none queued (nodes.rollouts.ticks.rollout_sweep): what a task that died before queuing its tick left.
+ROLLOUT_SWEEP_SECONDS = env.int("ROLLOUT_SWEEP_SECONDS", default=30)
 #: Adding an image newer than auto_upgrade nodes' version starts their rollout at once.
 AUTO_UPGRADE_START = env.bool("AUTO_UPGRADE_START", default=False)
 
