@@ -7,14 +7,24 @@ import environ
 from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
+from config import quickstart
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+# The quick start's own file (`make run` writes it: config/quickstart.py), read only while no
+# DATABASE_URL names a database: production, CI and the tests always name theirs.
+if quickstart.applies():
+    environ.Env.read_env(quickstart.PATH, overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=False)
 # Production must bring its own key; a throwaway one is only acceptable while DEBUG is on.
-SECRET_KEY = env.str("SECRET_KEY") if not DEBUG else env.str("SECRET_KEY", default="insecure-dev-only-key")
+SECRET_KEY = env.str("SECRET_KEY", default="") or ("insecure-dev-only-key" if DEBUG else "")
+if not SECRET_KEY:
+    raise ImproperlyConfigured(quickstart.MISSING_SECRET_KEY)
+# The quick start's demo login keeps this password across runs (manage.py demo_login).
+DEMO_LOGIN_PASSWORD = env.str("DEMO_LOGIN_PASSWORD", default="")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
