@@ -5,6 +5,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from config import converters  # noqa: F401 (registers <bigint:...>, used by the apps' URLs)
 from config.exceptions import page_not_found_view
 from config.metrics import metrics_view
 
