@@ -57,6 +57,10 @@ class StaffLoginForm(OTPAuthenticationFormMixin, AdminAuthenticationForm):
 class NodefleetAdminSite(admin.AdminSite):
     login_form = StaffLoginForm
     login_template = "admin/nf_login.html"
+    site_header = "Nodefleet"
+    site_title = "Nodefleet admin"
+    index_title = "Fleet administration"
+    site_url = "/"  # "View site": the index page (config.home)
 
     def has_permission(self, request):
         if not super().has_permission(request):

@@ -7,9 +7,12 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from config import converters  # noqa: F401 (registers <bigint:...>, used by the apps' URLs)
 from config.exceptions import page_not_found_view
+from config.home import favicon, home
 from config.metrics import metrics_view
 
 urlpatterns = [
+    path("", home, name="home"),
+    path("favicon.ico", favicon, name="favicon"),
     path("admin/", admin.site.urls),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves Swagger UI's setup script as a file: no inline script, so the CSP holds.
