@@ -268,6 +268,9 @@ LOGGING = {
         "django.server": {"class": "logging.StreamHandler", "formatter": "django.server"},
     },
     "loggers": {
+        # Django's own loggers write through the root's handler alone: Django's default "console"
+        # handler (under DEBUG) would print each 4xx's "Not Found: ..." a second time, bare.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
         # django-axes narrates each attempt at INFO; nodefleet.logins logs each outcome once.
         "axes": {"level": "WARNING"},
         # runserver's access log (make run): Django's own format, minus the simulated agents' idle polls.
