@@ -86,12 +86,16 @@ user = get_user_model().objects.create_superuser("root", "root@example.invalid",
 _, user_key = token_create(user=user)
 agent_key = agent_token_issue(host=HostFactory())
 client = Client(raise_request_exception=False)
-answers = [answer for command_id in [*PAST, IN_RANGE_BUT_NONE] for answer in post_all(client, user_key, agent_key, command_id)]
+answers = []
+for command_id in [*PAST, IN_RANGE_BUT_NONE]:
+    answers += post_all(client, user_key, agent_key, command_id)
 client.force_login(user)
 for command_id in PAST:  # the admin's pages of one command and the searches by id
-    for path in (f"/admin/nodes/command/{command_id}/change/", f"/admin/nodes/command/?q={command_id}",
-                 f"/admin/nodes/nodelog/{command_id}/change/", f"/admin/nodes/nodelog/?q={command_id}",
-                 f"/admin/otp_totp/totpdevice/{command_id}/config/", f"/admin/otp_totp/totpdevice/{command_id}/qrcode/"):
+    for path in (
+        f"/admin/nodes/command/{command_id}/change/", f"/admin/nodes/command/?q={command_id}",
+        f"/admin/nodes/nodelog/{command_id}/change/", f"/admin/nodes/nodelog/?q={command_id}",
+        f"/admin/otp_totp/totpdevice/{command_id}/config/", f"/admin/otp_totp/totpdevice/{command_id}/qrcode/",
+    ):
         answers.append((path, client.get(path).status_code, "", ""))
 print(json.dumps(answers))
 """
