@@ -173,6 +173,8 @@ PASSWORD_HASHERS = env.list(
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
+# One date format, with its zone, on every admin page (config/formats: `2026-12-01 18:50:20 UTC`).
+FORMAT_MODULE_PATH = ["config.formats"]
 USE_I18N = True
 USE_TZ = True
 
