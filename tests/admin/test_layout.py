@@ -12,10 +12,10 @@ from django.utils import timezone
 
 from hosts.agent_tokens import agent_token_issue
 from hosts.models import Host
+from nodes.changes import node_upgrade
 from nodes.models import Image, Node
 from nodes.rollouts.plan import Selection
 from nodes.rollouts.services import rollout_create
-from nodes.services import node_upgrade
 from tests.admin.test_browser import log_in, page  # noqa: F401 (fixture)
 from tests.factories import UserFactory
 from tests.nodes.rollouts.support import answer, work

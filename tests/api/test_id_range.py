@@ -41,7 +41,7 @@ def _patterns(resolver, prefix=""):
 
 
 def test_no_route_takes_an_unbounded_int():
-    # Every integer id is a <bigint:...> (config/converters.py); a new <int:...> route would let
+    # Every integer id is a <bigint:...> (config/http/converters.py); a new <int:...> route would let
     # 2**63 reach the database again. And id_paths() above lists every bigint route.
     # (django-otp's admin has two <int:pk> pages of its own: the SQLite test below opens them.)
     routes = [(route, converters) for route, converters in _patterns(get_resolver()) if route.startswith("api/")]
