@@ -173,6 +173,9 @@ PASSWORD_HASHERS = env.list(
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
+# Admin pages with work in flight (a running rollout, a node its agent has yet to report on,
+# open commands) refresh themselves this often, in seconds (hosts.admin.helpers.refresh_seconds).
+ADMIN_REFRESH_SECONDS = env.int("ADMIN_REFRESH_SECONDS", default=5)
 # One date format, with its zone, on every admin page (config/formats: `2026-12-01 18:50:20 UTC`).
 FORMAT_MODULE_PATH = ["config.formats"]
 USE_I18N = True

@@ -229,3 +229,10 @@ def usage_bar(used: int, capacity: int, text: str):
         text,
         f"{min(percent, 100):.1f}",
     )
+
+
+def refresh_seconds() -> int:
+    """How often a page with work in flight refreshes itself (ADMIN_REFRESH_SECONDS): the page's
+    context gets `nf_refresh` and admin/base_site.html loads nodefleet/refresh.js; without work
+    in flight neither is there."""
+    return settings.ADMIN_REFRESH_SECONDS
