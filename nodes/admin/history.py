@@ -6,7 +6,7 @@ from django.contrib.admin import helpers
 from django.template.response import TemplateResponse
 
 from config.errors import ApplicationError
-from hosts.admin.helpers import ReadOnlyAdmin, refresh_seconds
+from hosts.admin.helpers import ReadOnlyAdmin, refresh_while
 from hosts.models import Source
 from nodes.admin.display import OverdueFilter, log_change, state_badge
 from nodes.agent.lifecycle import command_cancel
@@ -54,13 +54,8 @@ class CommandAdmin(ReadOnlyAdmin):
         return state_badge(command.status, command.get_status_display(), command.message)
 
     def changelist_view(self, request, extra_context=None):
-        response = super().changelist_view(request, extra_context)
-        changelist = getattr(response, "context_data", {}).get("cl")
-        # An open command on the page: it refreshes until the agents have answered (from the
-        # page's own rows: no query more).
-        if changelist is not None and any(command.is_open for command in changelist.result_list):
-            response.context_data["nf_refresh"] = refresh_seconds()
-        return response
+        # An open command on the page: it refreshes until the agents have answered.
+        return refresh_while(super().changelist_view(request, extra_context), lambda command: command.is_open)
 
     def has_cancel_command_permission(self, request):
         return request.user.has_perm("nodes.cancel_command")

@@ -18,7 +18,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from config.errors import ApplicationError
 from config.units import RESOURCES, human_amount
-from hosts.admin.helpers import refresh_seconds
+from hosts.admin.helpers import refresh_seconds, refresh_while
 from hosts.audit import hosts_by_id_or_name
 from nodes.models import Image
 from nodes.rollouts.models import FAILURE_STATUSES, Rollout, RolloutNode, RolloutNodeStatus, RolloutState
@@ -94,12 +94,9 @@ class RolloutAdmin(admin.ModelAdmin):
         return state_badge(rollout.state, rollout.get_state_display())
 
     def changelist_view(self, request, extra_context=None):
+        # A running rollout on the page: the list refreshes while it moves.
         response = super().changelist_view(request, extra_context)
-        changelist = getattr(response, "context_data", {}).get("cl")
-        # A running rollout on the page: the list refreshes while it moves (from the page's rows).
-        if changelist is not None and any(rollout.state == RolloutState.RUNNING for rollout in changelist.result_list):
-            response.context_data["nf_refresh"] = refresh_seconds()
-        return response
+        return refresh_while(response, lambda rollout: rollout.state == RolloutState.RUNNING)
 
     @admin.display(description="progress")
     def progress(self, rollout):
