@@ -7,14 +7,24 @@ import environ
 from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
+from config import quickstart
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+# The quick start's own file (`make run` writes it: config/quickstart.py), read only while no
+# DATABASE_URL names a database: production, CI and the tests always name theirs.
+if quickstart.applies():
+    environ.Env.read_env(quickstart.PATH, overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=False)
 # Production must bring its own key; a throwaway one is only acceptable while DEBUG is on.
-SECRET_KEY = env.str("SECRET_KEY") if not DEBUG else env.str("SECRET_KEY", default="insecure-dev-only-key")
+SECRET_KEY = env.str("SECRET_KEY", default="") or ("insecure-dev-only-key" if DEBUG else "")
+if not SECRET_KEY:
+    raise ImproperlyConfigured(quickstart.MISSING_SECRET_KEY)
+# The quick start's demo login keeps this password across runs (manage.py demo_login).
+DEMO_LOGIN_PASSWORD = env.str("DEMO_LOGIN_PASSWORD", default="")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -175,10 +185,16 @@ PASSWORD_HASHERS = env.list(
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
+# Admin pages with work in flight (a running rollout, a node its agent has yet to report on,
+# open commands) refresh themselves this often, in seconds (hosts.admin.helpers.refresh_seconds).
+ADMIN_REFRESH_SECONDS = env.int("ADMIN_REFRESH_SECONDS", default=5)
+# One date format, with its zone, on every admin page (config/formats: `2026-12-01 18:50:20 UTC`).
+FORMAT_MODULE_PATH = ["config.formats"]
 USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]  # the project's own: the favicon, the index page's style
 STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -271,6 +287,9 @@ LOGGING = {
         "django.server": {"class": "logging.StreamHandler", "formatter": "django.server"},
     },
     "loggers": {
+        # Django's own loggers write through the root's handler alone: Django's default "console"
+        # handler (under DEBUG) would print each 4xx's "Not Found: ..." a second time, bare.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
         # django-axes narrates each attempt at INFO; nodefleet.logins logs each outcome once.
         "axes": {"level": "WARNING"},
         # runserver's access log (make run): Django's own format, minus the simulated agents' idle polls.
@@ -352,6 +371,9 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    # A PATCH's body is its serializer as it validates (PATCH of a node requires auto_upgrade),
+    # not a "Patched" copy with every field optional.
+    "COMPONENT_SPLIT_PATCH": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

@@ -7,6 +7,7 @@ the JSON format every field, so a log pipeline can index them without parsing pr
 import contextvars
 import json
 import logging
+import time
 import uuid
 
 from config.text import escape_unprintable
@@ -54,7 +55,10 @@ class PlainFormatter(logging.Formatter):
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, request id and every `extra` field."""
+    """One JSON object per line: time (UTC, whatever the server's timezone), level, logger, message,
+    request id and every `extra` field."""
+
+    converter = time.gmtime  # formatTime's: the time is stamped with a Z, so it must be UTC
 
     def format(self, record):
         entry = {

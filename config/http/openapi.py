@@ -65,14 +65,25 @@ def problems(*statuses: int) -> dict:
 
 def refuse_unknown_request_fields(result, generator, request, public):
     """SPECTACULAR_SETTINGS POSTPROCESSING_HOOKS: request bodies allow no other properties,
-    as the API refuses unknown fields."""
+    as the API refuses unknown fields (in the objects they nest too: an image's properties)."""
     schemas = result.get("components", {}).get("schemas", {})
+
+    def close(name: str) -> None:
+        schema = schemas[name]
+        if schema.get("additionalProperties") is False:
+            return
+        schema["additionalProperties"] = False
+        for field in schema.get("properties", {}).values():
+            ref = field.get("$ref") or field.get("items", {}).get("$ref", "")
+            if ref.startswith("#/components/schemas/"):
+                close(ref.rsplit("/", 1)[1])
+
     for path_item in result.get("paths", {}).values():
         for operation in path_item.values():
             for media in operation.get("requestBody", {}).get("content", {}).values():
                 ref = media.get("schema", {}).get("$ref", "")
                 if ref.startswith("#/components/schemas/"):
-                    schemas[ref.rsplit("/", 1)[1]]["additionalProperties"] = False
+                    close(ref.rsplit("/", 1)[1])
     return result
 
 
