@@ -315,7 +315,9 @@ def more_text(window: HostWindow, host_name: str) -> str | None:
 # -- the audit's join ----------------------------------------------------------------------------
 
 _WINDOW_SQL = """
-WITH scope AS (
+WITH recording AS (
+  SELECT obj_description(to_regprocedure('{function}()'), 'pg_proc')::jsonb AS meta
+), scope AS (
   SELECT h.id, h.name, GREATEST(
       (SELECT max(r.created_at) FROM {repair} r WHERE r.host_id = h.id AND r.created_at < %(before)s),
       (SELECT max(l.created_at) FROM {nodelog} l
@@ -323,9 +325,10 @@ WITH scope AS (
     ) AS repaired_at
   FROM {host} h WHERE h.name = ANY(%(hosts)s)
 ), windowed AS (
-  SELECT s.*, coalesce(s.repaired_at, %(began)s) AS since FROM scope s
+  SELECT s.*, coalesce(s.repaired_at, (r.meta ->> 'since')::timestamptz) AS since, r.meta IS NOT NULL AS recorded
+  FROM scope s CROSS JOIN recording r
 )
-SELECT s.name, s.repaired_at, s.since, counted.total, 'host', w.*
+SELECT s.name, s.recorded, s.repaired_at, s.since, counted.total, 'host', w.*
 FROM windowed s
 CROSS JOIN LATERAL (
   SELECT count(*) AS total FROM {record} o
@@ -337,7 +340,7 @@ LEFT JOIN LATERAL (
   ORDER BY o.created_at DESC, o.id DESC LIMIT %(listed)s
 ) w ON true
 UNION ALL
-SELECT s.name, s.repaired_at, s.since, NULL, 'node', w.*
+SELECT s.name, s.recorded, s.repaired_at, s.since, NULL, 'node', w.*
 FROM windowed s
 JOIN LATERAL (
   SELECT {columns} FROM {record} o
@@ -351,10 +354,11 @@ _COLUMNS = tuple(Write.__dataclass_fields__)
 
 
 def host_windows(
-    host_names: Iterable[str], node_ids: Iterable, *, began: datetime | None, before: datetime | None = None
-) -> dict[str, HostWindow]:
-    """host name -> its HostWindow, with the writes of the given nodes, in one query. `before`:
-    the window as it was then (repairs since are ignored: what a repair run just repaired over)."""
+    host_names: Iterable[str], node_ids: Iterable, *, before: datetime | None = None
+) -> dict[str, HostWindow] | None:
+    """host name -> its HostWindow, with the writes of the given nodes, in one query; None when
+    nothing is recorded (the trigger function is missing). `before`: the windows as they were
+    then (repairs since are ignored: what a repair run just repaired over)."""
     record = _quote(OutsideWrite._meta.db_table)
     sql = _WINDOW_SQL.format(
         repair=_quote(apps.get_model("hosts", "CounterRepair")._meta.db_table),
@@ -362,18 +366,20 @@ def host_windows(
         host=_quote(Host._meta.db_table),
         record=record,
         columns=", ".join(f"o.{_quote(name)}" for name in _COLUMNS),
+        function=FUNCTION,
     )
     params = {
         "hosts": list(host_names),
         "nodes": list(node_ids),
-        "began": began,
         "before": before or datetime.max.replace(tzinfo=UTC),
         "listed": LISTED_PER_HOST,
     }
     windows: dict[str, HostWindow] = {}
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        for name, repaired_at, since, total, kind, *values in cursor.fetchall():
+        for name, recorded, repaired_at, since, total, kind, *values in cursor.fetchall():
+            if not recorded:
+                return None
             window = windows.setdefault(name, HostWindow(since=since, since_repair=repaired_at is not None))
             if kind == "host":
                 window.total = total
@@ -426,45 +432,32 @@ def attributed(
     items: Iterable, *, is_drift, before: datetime | None = None
 ) -> Iterator[tuple[object, Attribution | None]]:
     """(item, its Attribution) for each item; None for what is not drift (`is_drift(item)`
-    false) and for every item when nothing is recorded (see recording()). Items are looked up
-    BATCH hosts at a time: one query per batch, in the order they came. `before`: see
-    host_windows."""
-    meta = None if connection.vendor != "postgresql" else False  # False: not read yet
+    false) and for every item when nothing is recorded (SQLite; triggers missing). Items are
+    looked up BATCH hosts at a time, in the order they came: one query per batch that holds
+    drift, none for the rest. `before`: see host_windows."""
+    postgresql = connection.vendor == "postgresql"
     pending: list = []
+    hosts: set = set()
 
     def flush():
-        nonlocal meta
-        if meta is False:
-            meta = recording()
-        if meta is None:
-            yield from ((item, None) for item in pending)
-            pending.clear()
-            return
         drift = [item for item in pending if is_drift(item)]
-        began = datetime.fromisoformat(meta["since"])
-        windows = host_windows(
-            {item.host_name for item in drift},
-            {item.node_id for item in drift if getattr(item, "node_id", None) is not None},
-            began=began,
-            before=before,
-        )
+        windows = None
+        if postgresql and drift:
+            node_ids = {item.node_id for item in drift if getattr(item, "node_id", None) is not None}
+            windows = host_windows(hosts, node_ids, before=before)
         for item in pending:
-            window = windows.get(item.host_name) if is_drift(item) else None
+            window = windows.get(item.host_name) if windows is not None and is_drift(item) else None
             yield item, (attribution(item, window) if window is not None else None)
         pending.clear()
+        hosts.clear()
 
-    hosts: set = set()
     for item in items:
         pending.append(item)
         if is_drift(item):
             hosts.add(item.host_name)
         if len(hosts) >= BATCH or len(pending) >= BATCH * 4:
             yield from flush()
-            hosts.clear()
-    if pending and any(is_drift(item) for item in pending):
-        yield from flush()
-    else:
-        yield from ((item, None) for item in pending)
+    yield from flush()
 
 
 def not_recorded_notice() -> str:
