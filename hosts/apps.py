@@ -7,6 +7,6 @@ class HostsConfig(AppConfig):
     verbose_name = "Hosts"
 
     def ready(self):
-        from hosts.outside import reinstall_for_role
+        from hosts.outside import reinstall_if_needed
 
-        post_migrate.connect(reinstall_for_role, sender=self, dispatch_uid="hosts.outside.reinstall_for_role")
+        post_migrate.connect(reinstall_if_needed, sender=self, dispatch_uid="hosts.outside.reinstall_if_needed")

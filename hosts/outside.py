@@ -168,9 +168,10 @@ def recording() -> dict | None:
         return _recording_meta(cursor)
 
 
-def reinstall_for_role(sender=None, *, using="default", **kwargs) -> None:
-    """post_migrate: when OUTSIDE_WRITES_APP_ROLE changed since the triggers were installed,
-    reinstalls them (same columns) exempting the new role; `manage.py migrate` applies it."""
+def reinstall_if_needed(sender=None, *, using="default", **kwargs) -> None:
+    """post_migrate: when OUTSIDE_WRITES_APP_ROLE changed since the triggers were installed, or
+    a trigger is missing or disabled (a restore, ALTER TABLE ... DISABLE TRIGGER), reinstalls
+    them with the columns they tracked; so `manage.py migrate` sets them right."""
     from django.db import connections
 
     db = connections[using]
@@ -178,7 +179,14 @@ def reinstall_for_role(sender=None, *, using="default", **kwargs) -> None:
         return
     with db.cursor() as cursor:
         meta = _recording_meta(cursor)
-    if meta is None or meta.get("app_role", "") == app_role():
+        if meta is None:
+            return
+        cursor.execute(
+            "SELECT count(*) FROM pg_trigger WHERE tgname = %s AND tgenabled <> 'D' AND tgrelid = ANY(%s::regclass[])",
+            [TRIGGER, [Host._meta.db_table, _node_model()._meta.db_table]],
+        )
+        complete = cursor.fetchone()[0] == 2
+    if complete and meta.get("app_role", "") == app_role():
         return
     with db.schema_editor() as schema_editor:
         install_triggers(schema_editor, host_columns=meta["host_columns"], node_columns=meta["node_columns"])

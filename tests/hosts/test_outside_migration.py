@@ -27,12 +27,13 @@ def server(dbname="postgres"):
     )
 
 
-def migrate(*args):
+def migrate(*args, command="migrate", **environ):
     db = connection.settings_dict
     url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{SCRATCH}"
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings_test", "DATABASE_URL": url}
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings_test", "DATABASE_URL": url, **environ}
+    extra = ["--no-input", "-v", "0"] if command == "migrate" else []
     result = subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0", *args],
+        [sys.executable, "manage.py", command, *extra, *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -70,3 +71,47 @@ def test_triggers_survive_migrate_to_zero_and_back(scratch):
 
     migrate()
     assert schema() == (["hosts_host", "nodes_node"], True, True)
+
+
+def host_trigger():
+    with server(SCRATCH) as conn:
+        return conn.execute(
+            "SELECT tgenabled, pg_get_triggerdef(oid) FROM pg_trigger "
+            "WHERE tgname = 'nodefleet_outside_write' AND tgrelid = 'hosts_host'::regclass"
+        ).fetchone()
+
+
+@pytest.mark.django_db
+def test_migrate_puts_back_a_disabled_trigger_and_follows_the_app_role(scratch):
+    migrate()
+    migrate("--hosts", "1", "--nodes-per-host", "1", command="seed_demo")
+    role = "nf_outside_app"
+    with server(SCRATCH) as conn:
+        conn.execute("ALTER TABLE hosts_host DISABLE TRIGGER nodefleet_outside_write")
+        conn.execute(f"DROP ROLE IF EXISTS {role}")
+        conn.execute(f"CREATE ROLE {role} LOGIN")
+        conn.execute(f"GRANT SELECT, UPDATE ON hosts_host TO {role}")
+    try:
+        assert host_trigger()[0] == "D"
+
+        migrate(OUTSIDE_WRITES_APP_ROLE=role)
+
+        enabled, definition = host_trigger()
+        assert enabled == "O" and f"(SESSION_USER <> '{role}'::name)" in definition.replace(
+            "session_user", "SESSION_USER"
+        )
+        db = connection.settings_dict
+        as_app = psycopg.connect(
+            host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, user=role, dbname=SCRATCH, autocommit=True
+        )
+        with as_app, server(SCRATCH) as as_root:  # neither carries the mark
+            as_app.execute("UPDATE hosts_host SET node_count = node_count + 1")
+            assert as_root.execute("SELECT count(*) FROM hosts_outsidewrite").fetchone() == (0,)
+            as_root.execute("UPDATE hosts_host SET node_count = node_count - 1")
+            assert as_root.execute("SELECT session_user FROM hosts_outsidewrite").fetchall() == [(db["USER"],)]
+    finally:
+        with server(SCRATCH) as conn:
+            conn.execute(f"REVOKE ALL ON hosts_host FROM {role}")
+        with server() as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {SCRATCH} WITH (FORCE)")
+            conn.execute(f"DROP ROLE IF EXISTS {role}")

@@ -1,0 +1,125 @@
+"""What recording outside writes (SPEC §13) costs, in the same run, phases alternating:
+
+1. Nodefleet's own upgrade path (node_upgrade through the service, W worker processes) with the
+   triggers installed and with them dropped: the ratio must stay >= 0.95x (their WHEN is false
+   for a marked connection, so each row costs one condition).
+2. A bulk UPDATE of N node allocations (default 100,000) from a connection without Nodefleet's
+   mark (recorded: N OutsideWrite rows in the same transaction) and with the mark (not recorded),
+   each with the triggers and without; rolled back every time, so the fleet never changes.
+
+    .venv/bin/python bench/outside_writes.py [--hosts 1000 --nodes-per-host 100] [--seconds 8] [--rounds 3]
+                                             [--rows 100000] [--bulk-rounds 1]
+
+Bounded for a shared machine: a 100,000-node fleet of its own (nf_outside_bench, seeded once).
+"""
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import ensure_fleet
+from bench.upgrade_throughput import load_plan, run_phase
+
+BULK = "UPDATE nodes_node SET cpu_cores = cpu_cores + 1 WHERE id IN (SELECT id FROM nodes_node ORDER BY id LIMIT %s)"
+
+
+def triggers(on: bool) -> None:
+    """Installs the triggers as the migration left them (on) or drops them (off)."""
+    from django.db import connection
+
+    from hosts.outside import TRIGGER, install_triggers, recording
+
+    if on:
+        meta = recording() or triggers.meta
+        with connection.schema_editor() as editor:
+            install_triggers(editor, host_columns=meta["host_columns"], node_columns=meta["node_columns"])
+        return
+    triggers.meta = recording()
+    with connection.cursor() as cursor:
+        for table in ("hosts_host", "nodes_node"):
+            cursor.execute(f"DROP TRIGGER IF EXISTS {TRIGGER} ON {table}")
+
+
+def bulk_update(url: str, rows: int, *, marked: bool) -> dict:
+    """Seconds for one bulk UPDATE of `rows` nodes (rolled back) and the outside writes it made."""
+    import psycopg
+
+    options = {"options": "-c nodefleet.app=1"} if marked else {}
+    with psycopg.connect(url, application_name="bench-bulk", **options) as conn:
+        began = time.perf_counter()
+        conn.execute(BULK, [rows])
+        elapsed = time.perf_counter() - began
+        recorded = conn.execute("SELECT count(*) FROM hosts_outsidewrite").fetchone()[0]
+        conn.rollback()
+    return {"seconds": elapsed, "recorded": recorded}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database", default="nf_outside_bench")
+    parser.add_argument("--hosts", type=int, default=1000)
+    parser.add_argument("--nodes-per-host", type=int, default=100)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--sample", type=int, default=5000, help="nodes the upgrade workers upgrade")
+    parser.add_argument("--rows", type=int, default=100_000, help="nodes the bulk UPDATE changes")
+    parser.add_argument("--bulk-rounds", type=int, default=1, help="bulk UPDATEs per variant (~30 s each here)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    url = ensure_fleet(args.database, args.hosts, args.nodes_per_host)
+    plan = load_plan(args.workers, args.sample)
+    upgrades = {"with": [], "without": []}
+    bulk = {(mark, state): [] for mark in ("outside", "nodefleet") for state in ("with", "without")}
+    try:
+        for _ in range(args.rounds):
+            for state in ("with", "without"):
+                triggers(state == "with")
+                upgrades[state].append(run_phase("service", url, args.workers, args.seconds, plan)["rate"])
+        for _ in range(args.bulk_rounds):
+            for state in ("without", "with"):
+                triggers(state == "with")
+                for mark in ("outside", "nodefleet"):
+                    bulk[(mark, state)].append(bulk_update(url, args.rows, marked=mark == "nodefleet"))
+    finally:
+        triggers(True)
+
+    rate = {state: round(statistics.mean(runs), 1) for state, runs in upgrades.items()}
+    report = {
+        "fleet": f"{args.hosts} hosts x {args.nodes_per_host} nodes",
+        "workers": args.workers,
+        "rounds": args.rounds,
+        "upgrades_per_s": rate,
+        "upgrade_ratio_with_to_without": round(rate["with"] / rate["without"], 3),
+        "bulk_update_rows": args.rows,
+    }
+    for (mark, state), runs in bulk.items():
+        report[f"bulk_{mark}_{state}_triggers_s"] = round(statistics.median(run["seconds"] for run in runs), 3)
+        report[f"bulk_{mark}_{state}_triggers_recorded"] = runs[-1]["recorded"]
+    for mark in ("outside", "nodefleet"):
+        with_s, without_s = report[f"bulk_{mark}_with_triggers_s"], report[f"bulk_{mark}_without_triggers_s"]
+        report[f"bulk_{mark}_ratio_with_to_without"] = round(with_s / without_s, 2)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return
+    print(f"fleet {report['fleet']}, {args.workers} workers, {args.rounds} round(s) of {args.seconds:g} s per phase")
+    print(
+        f"node_upgrade: {rate['with']}/s with the triggers, {rate['without']}/s without: "
+        f"{report['upgrade_ratio_with_to_without']}x (target >= 0.95x)"
+    )
+    for mark, who in (("outside", "an outside connection (recorded)"), ("nodefleet", "Nodefleet's mark (not recorded)")):
+        print(
+            f"bulk UPDATE of {args.rows} nodes by {who}: {report[f'bulk_{mark}_with_triggers_s']} s with the "
+            f"triggers ({report[f'bulk_{mark}_with_triggers_recorded']} recorded), "
+            f"{report[f'bulk_{mark}_without_triggers_s']} s without: {report[f'bulk_{mark}_ratio_with_to_without']}x"
+        )
+
+
+if __name__ == "__main__":
+    main()
