@@ -113,7 +113,8 @@ def main():
         f"node_upgrade: {rate['with']}/s with the triggers, {rate['without']}/s without: "
         f"{report['upgrade_ratio_with_to_without']}x (target >= 0.95x)"
     )
-    for mark, who in (("outside", "an outside connection (recorded)"), ("nodefleet", "Nodefleet's mark (not recorded)")):
+    marks = (("outside", "an outside connection (recorded)"), ("nodefleet", "Nodefleet's mark (not recorded)"))
+    for mark, who in marks:
         print(
             f"bulk UPDATE of {args.rows} nodes by {who}: {report[f'bulk_{mark}_with_triggers_s']} s with the "
             f"triggers ({report[f'bulk_{mark}_with_triggers_recorded']} recorded), "

@@ -15,11 +15,11 @@ from django.utils import timezone
 from hosts.models import CounterRepair, Host, OutsideWrite
 from hosts.outside import recording
 from hosts.repair import host_counters_repair
+from nodes.changes import node_create, node_delete, node_upgrade
 from nodes.models import Node, NodeLog
 from nodes.repair import node_allocations_repair
 from nodes.rollouts.plan import selection_check
 from nodes.rollouts.services import rollout_create
-from nodes.services import node_create, node_delete, node_upgrade
 from tests.admin.conftest import client_for, post_action, staff
 from tests.factories import GiB, HostFactory, ImageFactory, TiB, place_node, report
 from tests.hosts.drift import ethereum_image

@@ -16,10 +16,10 @@ from hosts.audit import CapacityWarning, HostFinding, host_audit, host_count
 from hosts.audit_record import audit_run_record, database_is_read_only
 from hosts.models import Source
 from hosts.outside import attributed, not_recorded_notice
+from nodes.agent.overdue import overdue_warnings
 from nodes.audit import NodeFinding, node_allocation_findings, node_count
 from nodes.management.audit_cli import JsonDocument, finding_json, finding_line, host_scope
 from nodes.management.outside_cli import attribution_json, attribution_lines
-from nodes.overdue import overdue_warnings
 
 logger = logging.getLogger("nodes.audit")
 

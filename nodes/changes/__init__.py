@@ -1,0 +1,22 @@
+"""Changes to nodes: create (create.py), upgrade with its plan and its one-statement write
+(upgrade.py), delete (delete.py), the write and logging helpers they share (common.py), and the
+hooks other rooms receive (signals.py: a node deleted, a command closed). The API, the admin, the
+commands, the agent's lifecycle and the rollouts use the public names re-exported here."""
+
+from nodes.changes.common import NodeChange, allocation_fields, image_spec, log_node_event
+from nodes.changes.create import node_create
+from nodes.changes.delete import node_delete
+from nodes.changes.upgrade import UpgradeOutcome, node_upgrade, node_upgrade_plan, upgrade_outcome
+
+__all__ = [
+    "NodeChange",
+    "UpgradeOutcome",
+    "allocation_fields",
+    "image_spec",
+    "log_node_event",
+    "node_create",
+    "node_delete",
+    "node_upgrade",
+    "node_upgrade_plan",
+    "upgrade_outcome",
+]
