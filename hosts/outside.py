@@ -247,7 +247,8 @@ def _amount(column: str, value) -> str:
     return str(value)
 
 
-def _changes_text(write: Write) -> str:
+def changes_text(write: Write) -> str:
+    """Each changed column old -> new (an insert: what it set; a delete: what it held)."""
     if write.operation == "UPDATE":
         parts = (
             f"{name} {_amount(name, change['old'])} -> {_amount(name, change['new'])}"
@@ -270,7 +271,7 @@ def write_text(write: Write) -> str:
     )
     return (
         f"changed outside Nodefleet at {timestamp(write.created_at)} by database user {write.session_user} "
-        f"(application {application}, {where}): {what}{_changes_text(write)}"
+        f"(application {application}, {where}): {what}{changes_text(write)}"
     )
 
 

@@ -10,10 +10,13 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 from django.db import connection
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import escape
 
+from hosts.admin.outside import outside_writes_url
 from hosts.models import CounterRepair, Host, OutsideWrite
-from hosts.outside import recording
+from hosts.outside import Write, recording, write_text
 from hosts.repair import host_counters_repair
 from nodes.changes import node_create, node_delete, node_upgrade
 from nodes.models import Node, NodeLog
@@ -21,7 +24,7 @@ from nodes.repair import node_allocations_repair
 from nodes.rollouts.plan import selection_check
 from nodes.rollouts.services import rollout_create
 from tests.admin.conftest import client_for, post_action, staff
-from tests.factories import GiB, HostFactory, ImageFactory, TiB, place_node, report
+from tests.factories import GiB, HostFactory, ImageFactory, TiB, UserFactory, place_node, report
 from tests.hosts.drift import ethereum_image
 from tests.nodes.rollouts.support import drive
 from tests.nodes.test_audit_commands import run
@@ -436,3 +439,57 @@ def test_the_command_lists_filters_prunes_and_refuses_bad_usage(outside, small_f
 def test_the_command_in_a_shell_exits_0_and_2():
     assert manage("outside_writes").returncode == 0
     assert manage("outside_writes", "--since", "x").returncode == 2
+
+
+# -- the admin -------------------------------------------------------------------------------------
+
+
+def test_the_admin_list_is_read_only_for_everyone_and_filters_and_searches(outside, small_fleet):
+    host, other, (node, _), _image = small_fleet
+    write(outside, "UPDATE hosts_host SET node_count = 5 WHERE id = %s", host.pk)
+    with connect("cleanup.sh") as script:
+        write(script, "UPDATE nodes_node SET cpu_cores = 3 WHERE id = %s", node.pk)
+    write(outside, "UPDATE hosts_host SET node_count = 1 WHERE id = %s", other.pk)
+    on_host, on_node, on_other = OutsideWrite.objects.order_by("id")
+    url = reverse("admin:hosts_outsidewrite_changelist")
+    client = client_for(staff("hosts.view_outsidewrite"))
+
+    def listed(query=""):
+        response = client.get(url + query)
+        assert response.status_code == 200
+        return {record.pk for record in response.context["cl"].result_list}
+
+    assert listed() == {on_host.pk, on_node.pk, on_other.pk}
+    assert listed("?table=nodes_node") == {on_node.pk}
+    assert listed("?session_user=nobody") == set()
+    assert listed(f"?host={host.pk}") == {on_host.pk, on_node.pk} == listed("?host=h1")
+    assert listed(f"?q={str(node.pk)[:13]}") == {on_node.pk}
+    assert "node_count 2 -&gt; 5" in client.get(url).content.decode()
+
+    superuser = UserFactory(is_staff=True, is_superuser=True)
+    boss = client_for(superuser)
+    assert boss.get(reverse("admin:hosts_outsidewrite_add")).status_code == 403
+    assert boss.get(reverse("admin:hosts_outsidewrite_delete", args=[on_host.pk])).status_code == 403
+    page = boss.get(reverse("admin:hosts_outsidewrite_change", args=[on_host.pk]))
+    assert page.status_code == 200 and not page.context["has_change_permission"]
+    boss.post(reverse("admin:hosts_outsidewrite_change", args=[on_host.pk]), {"session_user": "forged"})
+    assert OutsideWrite.objects.get(pk=on_host.pk).session_user == on_host.session_user
+    assert boss.get(url).context["action_form"] is None  # no action, delete_selected included
+    assert OutsideWrite.objects.count() == 3
+
+
+def test_the_counter_audit_page_and_the_drifted_hosts_page_name_the_outside_write(outside, small_fleet):
+    host, _other, (node, _), _image = small_fleet
+    write(outside, "UPDATE hosts_host SET node_count = 5 WHERE id = %s", host.pk)
+    write(outside, "UPDATE nodes_node SET cpu_cores = 3 WHERE id = %s", node.pk)
+    host_line, node_line = (write_text(Write.of(record)) for record in OutsideWrite.objects.order_by("id"))
+    client = client_for(staff("hosts.view_outsidewrite"))
+
+    audit = client.get(reverse("admin:fleet_audit")).content.decode()
+    page = client.get(reverse("admin:hosts_host_change", args=[host.pk])).content.decode()
+
+    assert escape(host_line) in audit and escape(node_line) in audit
+    assert audit.count(escape(node_line)) == 2  # under h1's node_cpu_cores and under the node h1-a
+    assert escape(outside_writes_url(host.pk)) in audit and escape(outside_writes_url()) in audit
+    assert f"nodes: {escape(host_line)}" in page and f"CPU: {escape(node_line)}" in page
+    assert escape(outside_writes_url(host.pk)) in page
