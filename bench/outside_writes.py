@@ -78,8 +78,8 @@ def main():
     upgrades = {"with": [], "without": []}
     bulk = {(mark, state): [] for mark in ("outside", "nodefleet") for state in ("with", "without")}
     try:
-        for _ in range(args.rounds):
-            for state in ("with", "without"):
+        for round_number in range(args.rounds):  # the order alternates, so neither side always goes first
+            for state in ("with", "without") if round_number % 2 == 0 else ("without", "with"):
                 triggers(state == "with")
                 upgrades[state].append(run_phase("service", url, args.workers, args.seconds, plan)["rate"])
         for _ in range(args.bulk_rounds):

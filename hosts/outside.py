@@ -42,6 +42,31 @@ LISTED_PER_HOST = 50
 #: Hosts (and node findings) looked up per query of the audit's join.
 BATCH = 500
 
+#: What the triggers track once the columns exist (§13): on hosts_host the capacity of §1 and the
+#: four counters, then the capacity model of §11; on nodes_node its host and allocation. The
+#: migration installs what existed then; `manage.py migrate` (post_migrate, reinstall_if_needed)
+#: extends the triggers to every column of these lists the tables have, so a migration that adds
+#: one of them is followed without another step.
+HOST_COLUMNS = (
+    "cpu_cores",
+    "memory_bytes",
+    "disk_bytes",
+    "node_count",
+    "node_cpu_cores",
+    "node_memory_bytes",
+    "node_disk_bytes",
+    "reserved_cpu_cores",
+    "reserved_memory_bytes",
+    "reserved_disk_bytes",
+    "cpu_allocation_ratio",
+    "memory_allocation_ratio",
+    "disk_allocation_ratio",
+    "max_nodes",
+    "region",
+    "scheduling",
+)
+NODE_COLUMNS = ("host_id", "cpu_cores", "memory_bytes", "disk_bytes")
+
 _ROLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$.-]{0,62}$")
 
 _FUNCTION_SQL = """
@@ -168,10 +193,21 @@ def recording() -> dict | None:
         return _recording_meta(cursor)
 
 
+def _existing(cursor, table: str, columns: Iterable[str]) -> list[str]:
+    cursor.execute(
+        "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
+        [table],
+    )
+    present = {row[0] for row in cursor.fetchall()}
+    return [name for name in columns if name in present]
+
+
 def reinstall_if_needed(sender=None, *, using="default", **kwargs) -> None:
-    """post_migrate: when OUTSIDE_WRITES_APP_ROLE changed since the triggers were installed, or
-    a trigger is missing or disabled (a restore, ALTER TABLE ... DISABLE TRIGGER), reinstalls
-    them with the columns they tracked; so `manage.py migrate` sets them right."""
+    """post_migrate: reinstalls the triggers when a column of HOST_COLUMNS / NODE_COLUMNS now
+    exists that they do not track (a migration added it), when OUTSIDE_WRITES_APP_ROLE changed
+    since they were installed, or when one is missing or disabled (a restore, ALTER TABLE ...
+    DISABLE TRIGGER). So `manage.py migrate` sets them right. Nothing when recording was never
+    installed (SQLite; before the migration; after its reverse)."""
     from django.db import connections
 
     db = connections[using]
@@ -181,15 +217,18 @@ def reinstall_if_needed(sender=None, *, using="default", **kwargs) -> None:
         meta = _recording_meta(cursor)
         if meta is None:
             return
+        host_columns = _existing(cursor, Host._meta.db_table, HOST_COLUMNS)
+        node_columns = _existing(cursor, _node_model()._meta.db_table, NODE_COLUMNS)
         cursor.execute(
             "SELECT count(*) FROM pg_trigger WHERE tgname = %s AND tgenabled <> 'D' AND tgrelid = ANY(%s::regclass[])",
             [TRIGGER, [Host._meta.db_table, _node_model()._meta.db_table]],
         )
         complete = cursor.fetchone()[0] == 2
-    if complete and meta.get("app_role", "") == app_role():
+    wanted = (host_columns, node_columns, app_role())
+    if complete and (meta["host_columns"], meta["node_columns"], meta.get("app_role", "")) == wanted:
         return
     with db.schema_editor() as schema_editor:
-        install_triggers(schema_editor, host_columns=meta["host_columns"], node_columns=meta["node_columns"])
+        install_triggers(schema_editor, host_columns=host_columns, node_columns=node_columns)
 
 
 # -- what the audit and the command show ---------------------------------------------------------

@@ -1,8 +1,9 @@
 """Writes from outside, attributed (SPEC §13): hosts.OutsideWrite and, on PostgreSQL, the trigger
 function and the row triggers on hosts_host and nodes_node that fill it (hosts.outside).
 
-Adding tracked columns later (e.g. §11's capacity fields) is one more migration that calls
-install_triggers with the longer lists (and this one's lists as its reverse)."""
+It installs the columns that exist at this point (§1's); columns of hosts.outside.HOST_COLUMNS
+added by later migrations (§11's capacity model) are taken into the triggers by `migrate`'s
+post_migrate step (hosts.outside.reinstall_if_needed), with no migration of their own."""
 
 from django.db import migrations, models
 
