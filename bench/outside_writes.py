@@ -1,9 +1,13 @@
-"""What recording outside writes (SPEC §13) costs, in the same run, phases alternating:
+"""What recording outside writes (SPEC §13) costs, in the same run, phases alternating (and
+their order, round by round):
 
 1. Nodefleet's own upgrade path (node_upgrade through the service, W worker processes) with the
    triggers installed and with them dropped: the ratio must stay >= 0.95x (their WHEN is false
    for a marked connection, so each row costs one condition).
-2. A bulk UPDATE of N node allocations (default 100,000) from a connection without Nodefleet's
+2. The triggers' WHEN alone, server-side: a PL/pgSQL loop of single-row UPDATEs of a node and
+   its host (the upgrade's two tracked writes) in a marked session, with and without the
+   triggers: the per-row cost without the client, the network and Python around it.
+3. A bulk UPDATE of N node allocations (default 100,000) from a connection without Nodefleet's
    mark (recorded: N OutsideWrite rows in the same transaction) and with the mark (not recorded),
    each with the triggers and without; rolled back every time, so the fleet never changes.
 
@@ -45,6 +49,29 @@ def triggers(on: bool) -> None:
             cursor.execute(f"DROP TRIGGER IF EXISTS {TRIGGER} ON {table}")
 
 
+LOOP = """
+DO $$
+DECLARE node record;
+BEGIN
+  FOR node IN SELECT id, host_id FROM nodes_node ORDER BY id LIMIT {rows} LOOP
+    UPDATE nodes_node SET cpu_cores = cpu_cores + 1 WHERE id = node.id;
+    UPDATE hosts_host SET node_cpu_cores = node_cpu_cores + 1 WHERE id = node.host_id;
+  END LOOP;
+END $$"""
+
+
+def row_loop(url: str, rows: int) -> float:
+    """Seconds for `rows` node + host single-row UPDATEs in one marked session (rolled back)."""
+    import psycopg
+
+    with psycopg.connect(url, options="-c nodefleet.app=1") as conn:
+        began = time.perf_counter()
+        conn.execute(LOOP.format(rows=int(rows)))
+        elapsed = time.perf_counter() - began
+        conn.rollback()
+    return elapsed
+
+
 def bulk_update(url: str, rows: int, *, marked: bool) -> dict:
     """Seconds for one bulk UPDATE of `rows` nodes (rolled back) and the outside writes it made."""
     import psycopg
@@ -69,6 +96,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--sample", type=int, default=5000, help="nodes the upgrade workers upgrade")
     parser.add_argument("--rows", type=int, default=100_000, help="nodes the bulk UPDATE changes")
+    parser.add_argument("--loop-rows", type=int, default=20_000, help="single-row UPDATE pairs of the WHEN loop")
     parser.add_argument("--bulk-rounds", type=int, default=1, help="bulk UPDATEs per variant (~30 s each here)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -77,11 +105,13 @@ def main():
     plan = load_plan(args.workers, args.sample)
     upgrades = {"with": [], "without": []}
     bulk = {(mark, state): [] for mark in ("outside", "nodefleet") for state in ("with", "without")}
+    loops = {"with": [], "without": []}
     try:
         for round_number in range(args.rounds):  # the order alternates, so neither side always goes first
             for state in ("with", "without") if round_number % 2 == 0 else ("without", "with"):
                 triggers(state == "with")
                 upgrades[state].append(run_phase("service", url, args.workers, args.seconds, plan)["rate"])
+                loops[state].append(row_loop(url, args.loop_rows))
         for _ in range(args.bulk_rounds):
             for state in ("without", "with"):
                 triggers(state == "with")
@@ -97,8 +127,12 @@ def main():
         "rounds": args.rounds,
         "upgrades_per_s": rate,
         "upgrade_ratio_with_to_without": round(rate["with"] / rate["without"], 3),
+        "loop_rows": args.loop_rows,
+        "loop_with_triggers_s": round(statistics.median(loops["with"]), 3),
+        "loop_without_triggers_s": round(statistics.median(loops["without"]), 3),
         "bulk_update_rows": args.rows,
     }
+    report["loop_ratio_without_to_with"] = round(report["loop_without_triggers_s"] / report["loop_with_triggers_s"], 3)
     for (mark, state), runs in bulk.items():
         report[f"bulk_{mark}_{state}_triggers_s"] = round(statistics.median(run["seconds"] for run in runs), 3)
         report[f"bulk_{mark}_{state}_triggers_recorded"] = runs[-1]["recorded"]
@@ -112,6 +146,11 @@ def main():
     print(
         f"node_upgrade: {rate['with']}/s with the triggers, {rate['without']}/s without: "
         f"{report['upgrade_ratio_with_to_without']}x (target >= 0.95x)"
+    )
+    print(
+        f"{args.loop_rows} node + host single-row UPDATEs, marked, server-side: {report['loop_with_triggers_s']} s "
+        f"with the triggers, {report['loop_without_triggers_s']} s without: "
+        f"{report['loop_ratio_without_to_with']}x the throughput"
     )
     marks = (("outside", "an outside connection (recorded)"), ("nodefleet", "Nodefleet's mark (not recorded)"))
     for mark, who in marks:
