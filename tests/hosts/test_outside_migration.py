@@ -115,3 +115,25 @@ def test_migrate_puts_back_a_disabled_trigger_and_follows_the_app_role(scratch):
         with server() as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {SCRATCH} WITH (FORCE)")
             conn.execute(f"DROP ROLE IF EXISTS {role}")
+
+
+@pytest.mark.django_db
+def test_a_column_of_the_contract_added_later_is_tracked_after_migrate(scratch):
+    """§11's capacity columns come in another branch's migration: whatever adds one of
+    hosts.outside.HOST_COLUMNS, the next `migrate` takes it into the host trigger."""
+    migrate()
+    with server(SCRATCH) as conn:
+        conn.execute("ALTER TABLE hosts_host ADD COLUMN region varchar(100) NOT NULL DEFAULT ''")
+        conn.execute("ALTER TABLE hosts_host ADD COLUMN max_nodes bigint NULL")
+    assert "region" not in host_trigger()[1]
+
+    migrate()
+
+    definition = host_trigger()[1]
+    assert "UPDATE OF cpu_cores, memory_bytes, disk_bytes, node_count" in definition
+    assert "node_disk_bytes, max_nodes, region ON public.hosts_host" in definition
+    with server(SCRATCH) as conn:
+        meta = conn.execute(
+            "SELECT obj_description(to_regprocedure('nodefleet_record_outside_write()'), 'pg_proc')::jsonb"
+        ).fetchone()[0]
+    assert meta["host_columns"][-2:] == ["max_nodes", "region"]
