@@ -4,9 +4,9 @@ their order, round by round):
 1. Nodefleet's own upgrade path (node_upgrade through the service, W worker processes) with the
    triggers installed and with them dropped: the ratio must stay >= 0.95x (their WHEN is false
    for a marked connection, so each row costs one condition).
-2. The triggers' WHEN alone, server-side: a PL/pgSQL loop of single-row UPDATEs of a node and
-   its host (the upgrade's two tracked writes) in a marked session, with and without the
-   triggers: the per-row cost without the client, the network and Python around it.
+2. The triggers' WHEN alone, server-side: a PL/pgSQL loop of single-row UPDATEs of a small
+   unlogged table in a marked session, with the same WHEN and function on it and without: the
+   condition's cost per row (an upgrade writes two tracked rows: its node and its host).
 3. A bulk UPDATE of N node allocations (default 100,000) from a connection without Nodefleet's
    mark (recorded: N OutsideWrite rows in the same transaction) and with the mark (not recorded),
    each with the triggers and without; rolled back every time, so the fleet never changes.
@@ -49,27 +49,37 @@ def triggers(on: bool) -> None:
             cursor.execute(f"DROP TRIGGER IF EXISTS {TRIGGER} ON {table}")
 
 
-LOOP = """
+WHEN_TABLE = "bench_outside_when"
+WHEN_TRIGGER = (
+    f"CREATE TRIGGER bench_when AFTER UPDATE OF v ON {WHEN_TABLE} FOR EACH ROW "
+    "WHEN (current_setting('nodefleet.app', true) IS DISTINCT FROM '1') "
+    "EXECUTE FUNCTION nodefleet_record_outside_write('id', 'v')"
+)
+WHEN_LOOP = f"""
 DO $$
-DECLARE node record;
 BEGIN
-  FOR node IN SELECT id, host_id FROM nodes_node ORDER BY id LIMIT {rows} LOOP
-    UPDATE nodes_node SET cpu_cores = cpu_cores + 1 WHERE id = node.id;
-    UPDATE hosts_host SET node_cpu_cores = node_cpu_cores + 1 WHERE id = node.host_id;
-  END LOOP;
+  FOR i IN 1..%s LOOP UPDATE {WHEN_TABLE} SET v = v + 1 WHERE id = i; END LOOP;
 END $$"""
 
 
-def row_loop(url: str, rows: int) -> float:
-    """Seconds for `rows` node + host single-row UPDATEs in one marked session (rolled back)."""
+def when_loop(url: str, rows: int, *, trigger: bool) -> float:
+    """Seconds for `rows` single-row UPDATEs in a marked session (PL/pgSQL, rolled back) of a
+    small unlogged table, with the triggers' WHEN on it (the same condition, the same function,
+    never called) or without: the condition's own cost per row, without client or indexes."""
     import psycopg
 
-    with psycopg.connect(url, options="-c nodefleet.app=1") as conn:
-        began = time.perf_counter()
-        conn.execute(LOOP.format(rows=int(rows)))
-        elapsed = time.perf_counter() - began
-        conn.rollback()
-    return elapsed
+    with psycopg.connect(url, options="-c nodefleet.app=1", autocommit=True) as conn:
+        if not conn.execute("SELECT to_regclass(%s)", [WHEN_TABLE]).fetchone()[0]:
+            conn.execute(f"CREATE UNLOGGED TABLE {WHEN_TABLE} (id int PRIMARY KEY, v bigint) WITH (fillfactor = 50)")
+            conn.execute(f"INSERT INTO {WHEN_TABLE} SELECT g, 0 FROM generate_series(1, %s) g", [rows])
+            conn.execute(f"VACUUM ANALYZE {WHEN_TABLE}")
+        conn.execute(f"DROP TRIGGER IF EXISTS bench_when ON {WHEN_TABLE}")
+        if trigger:
+            conn.execute(WHEN_TRIGGER)
+        with conn.transaction(force_rollback=True):
+            began = time.perf_counter()
+            conn.execute(WHEN_LOOP.replace("%s", str(int(rows))))
+            return time.perf_counter() - began
 
 
 def bulk_update(url: str, rows: int, *, marked: bool) -> dict:
@@ -96,7 +106,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--sample", type=int, default=5000, help="nodes the upgrade workers upgrade")
     parser.add_argument("--rows", type=int, default=100_000, help="nodes the bulk UPDATE changes")
-    parser.add_argument("--loop-rows", type=int, default=20_000, help="single-row UPDATE pairs of the WHEN loop")
+    parser.add_argument("--loop-rows", type=int, default=50_000, help="single-row UPDATEs per WHEN loop")
     parser.add_argument("--bulk-rounds", type=int, default=1, help="bulk UPDATEs per variant (~30 s each here)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -111,7 +121,7 @@ def main():
             for state in ("with", "without") if round_number % 2 == 0 else ("without", "with"):
                 triggers(state == "with")
                 upgrades[state].append(run_phase("service", url, args.workers, args.seconds, plan)["rate"])
-                loops[state].append(row_loop(url, args.loop_rows))
+                loops[state].append(when_loop(url, args.loop_rows, trigger=state == "with"))
         for _ in range(args.bulk_rounds):
             for state in ("without", "with"):
                 triggers(state == "with")
@@ -132,6 +142,9 @@ def main():
         "loop_without_triggers_s": round(statistics.median(loops["without"]), 3),
         "bulk_update_rows": args.rows,
     }
+    report["when_us_per_row"] = round(
+        (report["loop_with_triggers_s"] - report["loop_without_triggers_s"]) / args.loop_rows * 1e6, 2
+    )
     report["loop_ratio_without_to_with"] = round(report["loop_without_triggers_s"] / report["loop_with_triggers_s"], 3)
     for (mark, state), runs in bulk.items():
         report[f"bulk_{mark}_{state}_triggers_s"] = round(statistics.median(run["seconds"] for run in runs), 3)
@@ -148,9 +161,9 @@ def main():
         f"{report['upgrade_ratio_with_to_without']}x (target >= 0.95x)"
     )
     print(
-        f"{args.loop_rows} node + host single-row UPDATEs, marked, server-side: {report['loop_with_triggers_s']} s "
-        f"with the triggers, {report['loop_without_triggers_s']} s without: "
-        f"{report['loop_ratio_without_to_with']}x the throughput"
+        f"{args.loop_rows} single-row UPDATEs, marked, server-side: {report['loop_with_triggers_s']} s with the "
+        f"WHEN, {report['loop_without_triggers_s']} s without: {report['loop_ratio_without_to_with']}x the throughput; "
+        f"the WHEN costs {report['when_us_per_row']} us per row"
     )
     marks = (("outside", "an outside connection (recorded)"), ("nodefleet", "Nodefleet's mark (not recorded)"))
     for mark, who in marks:

@@ -1,6 +1,6 @@
 """The outside-write triggers are part of the schema: `migrate` installs them, the reverse
 migration drops them (and the function) cleanly, and migrating back installs them again. On a
-scratch database of its own (nf_outside_mig), in subprocesses, so the test database is untouched."""
+scratch database of its own (nf_outside_mig_<pid>), in subprocesses, so the test database is untouched."""
 
 import os
 import subprocess
@@ -12,7 +12,7 @@ from django.db import connection
 
 from tests.support import ROOT
 
-SCRATCH = "nf_outside_mig"
+SCRATCH = f"nf_outside_mig_{os.getpid()}"  # one per test run: two runs never share it
 
 TRIGGERS = """
 SELECT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
