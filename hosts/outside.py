@@ -44,9 +44,9 @@ BATCH = 500
 
 #: What the triggers track once the columns exist (§13): on hosts_host the capacity of §1 and the
 #: four counters, then the capacity model of §11; on nodes_node its host and allocation. The
-#: migration installs what existed then; `manage.py migrate` (post_migrate, reinstall_if_needed)
-#: extends the triggers to every column of these lists the tables have, so a migration that adds
-#: one of them is followed without another step.
+#: migration installs those the tables have then; `manage.py migrate` (post_migrate,
+#: reinstall_if_needed) extends the triggers to every one the tables have since, so a migration
+#: that adds one of them is followed without another step.
 HOST_COLUMNS = (
     "cpu_cores",
     "memory_bytes",
@@ -200,6 +200,18 @@ def _existing(cursor, table: str, columns: Iterable[str]) -> list[str]:
     )
     present = {row[0] for row in cursor.fetchall()}
     return [name for name in columns if name in present]
+
+
+def install_present(schema_editor) -> None:
+    """Installs the triggers tracking every column of HOST_COLUMNS / NODE_COLUMNS the tables have
+    now (the migration's step; PostgreSQL only)."""
+    db = schema_editor.connection
+    if db.vendor != "postgresql":
+        return
+    with db.cursor() as cursor:
+        host_columns = _existing(cursor, Host._meta.db_table, HOST_COLUMNS)
+        node_columns = _existing(cursor, _node_model()._meta.db_table, NODE_COLUMNS)
+    install_triggers(schema_editor, host_columns=host_columns, node_columns=node_columns)
 
 
 def reinstall_if_needed(sender=None, *, using="default", **kwargs) -> None:

@@ -1,30 +1,18 @@
 """Writes from outside, attributed (SPEC §13): hosts.OutsideWrite and, on PostgreSQL, the trigger
 function and the row triggers on hosts_host and nodes_node that fill it (hosts.outside).
 
-It installs the columns that exist at this point (§1's); columns of hosts.outside.HOST_COLUMNS
-added by later migrations (§11's capacity model) are taken into the triggers by `migrate`'s
-post_migrate step (hosts.outside.reinstall_if_needed), with no migration of their own."""
+The triggers track the columns of hosts.outside.HOST_COLUMNS / NODE_COLUMNS the tables have
+when this runs (§1's; §11's too if its migration ran first); columns added by later migrations
+are taken in by `migrate`'s post_migrate step (hosts.outside.reinstall_if_needed), with no
+migration of their own."""
 
 from django.db import migrations, models
 
-from hosts.outside import install_triggers, uninstall_triggers
-
-#: hosts_host: the capacity of §1 and the four counters.
-HOST_COLUMNS = [
-    "cpu_cores",
-    "memory_bytes",
-    "disk_bytes",
-    "node_count",
-    "node_cpu_cores",
-    "node_memory_bytes",
-    "node_disk_bytes",
-]
-#: nodes_node: its host and its allocation.
-NODE_COLUMNS = ["host_id", "cpu_cores", "memory_bytes", "disk_bytes"]
+from hosts.outside import install_present, uninstall_triggers
 
 
 def install(apps, schema_editor):
-    install_triggers(schema_editor, host_columns=HOST_COLUMNS, node_columns=NODE_COLUMNS)
+    install_present(schema_editor)
 
 
 def uninstall(apps, schema_editor):
