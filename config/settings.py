@@ -108,7 +108,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # JIT compilation costs more than it saves on this app's short queries (0.7 s measured on
     # an admin list at 1,000,000 nodes), so it is off for the app's connections.
-    DATABASES["default"].setdefault("OPTIONS", {})["options"] = f"-c lock_timeout={DB_LOCK_TIMEOUT_MS} -c jit=off"
+    # `nodefleet.app=1` marks the connection as Nodefleet's from its start: the outside-write
+    # triggers (hosts.outside, SPEC §13) record no write of a connection that carries it, at no
+    # extra statement. Behind a pooler that drops startup options, set OUTSIDE_WRITES_APP_ROLE.
+    DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
+        f"-c lock_timeout={DB_LOCK_TIMEOUT_MS} -c jit=off -c nodefleet.app=1"
+    )
+#: The database role Nodefleet connects as, whose writes the outside-write triggers never record
+#: (§13; empty: only the startup mark above). `manage.py migrate` reinstalls the triggers when it changes.
+OUTSIDE_WRITES_APP_ROLE = env.str("OUTSIDE_WRITES_APP_ROLE", default="")
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 # A kept connection is checked (`SELECT 1`, one round trip) at the first query of each request, so
 # one that died (a database restart or failover) is replaced instead of failing the request.

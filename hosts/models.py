@@ -117,3 +117,33 @@ class AuditRun(models.Model):
 
     def __str__(self):
         return f"audit at {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
+class OutsideWrite(models.Model):
+    """A write to a host's counters or capacity, or to a node's host or allocation, made by a
+    connection that is not Nodefleet's (§13): recorded by the database's own trigger (hosts.outside),
+    in the writer's transaction. Append-only for the application: nothing of Nodefleet writes
+    here but `manage.py outside_writes --prune-before`."""
+
+    table = models.CharField(max_length=63)
+    operation = models.CharField(max_length=6)  # INSERT, UPDATE or DELETE
+    row_id = models.UUIDField(db_index=True)
+    # The host the row concerns (a node's host after the write, before it for a delete) and, for
+    # a node moved between hosts, the host it left. Not foreign keys: the record outlives them.
+    host_id = models.UUIDField(null=True, db_index=True)
+    from_host_id = models.UUIDField(null=True, db_index=True)
+    # {column: {"old": value, "new": value}} for each tracked column the write changed (old is
+    # null for an INSERT, new for a DELETE).
+    changes = models.JSONField(default=dict)
+    session_user = models.CharField(max_length=63)
+    application_name = models.CharField(max_length=64, blank=True)
+    client_addr = models.GenericIPAddressField(null=True)  # NULL: a local (Unix socket) connection
+    transaction_id = models.BigIntegerField()
+    created_at = models.DateTimeField(db_index=True)  # the database's clock at the write
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "outside write"
+
+    def __str__(self):
+        return f"{self.operation} {self.table} {self.row_id} by {self.session_user}"

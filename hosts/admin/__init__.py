@@ -1,4 +1,5 @@
-"""The hosts' admin: the Host and CounterRepair admins (audit, repair, agent tokens) and the helpers
-every admin of the project shares (large tables, read-only admins, errors as messages)."""
+"""The hosts' admin: the Host, CounterRepair and OutsideWrite admins (audit, repair, agent tokens,
+outside writes) and the helpers every admin of the project shares (large tables, read-only
+admins, errors as messages)."""
 
-from hosts.admin import hosts  # noqa: F401 -- registers the hosts' admin
+from hosts.admin import hosts, outside  # noqa: F401 -- registers the hosts' admin and the outside writes'

@@ -27,9 +27,10 @@ from hosts.admin.helpers import (
     counter_label,
     usage_bar,
 )
+from hosts.admin.outside import cause_lines, causes_html
 from hosts.admin.repairs import change_rows, counter_amount, repair_level, repair_summary, report_rows
 from hosts.agent_tokens import agent_token_issue
-from hosts.audit import EXPECTED, host_counter_findings, hosts_with_expected
+from hosts.audit import EXPECTED, HostFinding, host_counter_findings, hosts_with_expected
 from hosts.models import COUNTER_FIELDS, COUNTER_OF_RESOURCE, CounterRepair, Host, Source
 from hosts.presence import NO_AGENT, OFFLINE, agent_presence, offline_condition
 from hosts.repair import host_counters_repair
@@ -143,6 +144,21 @@ def _drift_details(host: Host) -> str:
         for counter in COUNTER_FIELDS
         if getattr(host, counter) != getattr(host, EXPECTED[counter])
     )
+
+
+def _drift_causes(host: Host) -> str:
+    """Under a drifted host's counters, what the audit says of each one's cause (§13): the
+    outside writes that explain it, or cause unknown; a link to the host's outside writes."""
+    findings = [
+        HostFinding(host.pk, host.name, counter, getattr(host, counter), getattr(host, EXPECTED[counter]))
+        for counter in COUNTER_FIELDS
+        if getattr(host, counter) != getattr(host, EXPECTED[counter])
+    ]
+    lines, notice = cause_lines(findings)
+    if notice:
+        return format_html('<div class="nf-causes nf-muted">{}</div>', notice)
+    labelled = zip((counter_label(finding.field) for finding in findings), lines, strict=True)
+    return causes_html([f"{label}: {line}" for label, found in labelled for line in found], host.pk)
 
 
 def _exact_bytes(amount: int) -> str:
@@ -270,8 +286,9 @@ class HostAdmin(LargeTableAdmin):
             return "The counters agree with the host's nodes."
         return format_html(
             '<span class="nf-badge nf-badge-drift">drift</span> {}. "Repair counters…" (above) sets them to '
-            "what the nodes say.",
+            "what the nodes say.{}",
             _drift_details(host),
+            _drift_causes(host),
         )
 
     def change_view(self, request, object_id, form_url="", extra_context=None):

@@ -13,7 +13,8 @@ from django.views.decorators.http import require_http_methods
 
 from config.errors import ApplicationError
 from config.units import RESOURCE_LABELS, human_amount
-from hosts.admin.helpers import as_uuid
+from hosts.admin.helpers import as_uuid, counter_label
+from hosts.admin.outside import cause_lines, outside_writes_url
 from hosts.admin.repairs import change_rows, repair_level, repair_summary
 from hosts.audit import CapacityWarning, HostFinding, host_audit
 from hosts.models import Source
@@ -49,9 +50,24 @@ def fleet_audit_view(request, *, model_admin):
         if len(found) <= MAX_FINDINGS:
             found.append(item)
     host_rows = change_rows((f.host_id, f.host_name, f.field, f.recorded, f.expected) for f in drift[:MAX_FINDINGS])
-    node_findings = None
+    nodes_found = None
     if user.has_perm("nodes.view_node"):
-        node_findings = [_node_row(finding) for finding in islice(node_allocation_findings(), MAX_FINDINGS + 1)]
+        nodes_found = list(islice(node_allocation_findings(), MAX_FINDINGS + 1))
+    # What the audit says of each finding's cause (§13), all of them in one query.
+    hosts_listed, nodes_listed = drift[:MAX_FINDINGS], (nodes_found or [])[:MAX_FINDINGS]
+    causes, not_recorded = cause_lines([*hosts_listed, *nodes_listed])
+    host_causes, node_causes = causes[: len(hosts_listed)], causes[len(hosts_listed) :]
+    pairs = zip(hosts_listed, host_causes, strict=True)
+    by_counter = {(finding.host_id, counter_label(finding.field)): lines for finding, lines in pairs}
+    for row in host_rows:
+        for counter in row["counters"]:
+            counter["causes"] = by_counter.get((row["host_id"], counter["label"]))
+        row["outside_url"] = outside_writes_url(row["host_id"])
+    node_findings = None
+    if nodes_found is not None:
+        node_findings = [
+            {**_node_row(finding), "causes": lines} for finding, lines in zip(nodes_listed, node_causes, strict=True)
+        ]
     context = {
         **model_admin.admin_site.each_context(request),
         "title": "Counter audit",
@@ -59,11 +75,13 @@ def fleet_audit_view(request, *, model_admin):
         "opts": model_admin.opts,
         "host_rows": host_rows,
         "host_rows_cut": len(drift) > MAX_FINDINGS,
-        "node_rows": node_findings[:MAX_FINDINGS] if node_findings is not None else None,
-        "node_rows_cut": node_findings is not None and len(node_findings) > MAX_FINDINGS,
+        "node_rows": node_findings,
+        "node_rows_cut": nodes_found is not None and len(nodes_found) > MAX_FINDINGS,
         "warnings": [_warning_row(warning) for warning in warnings[:MAX_FINDINGS]],
         "warnings_cut": len(warnings) > MAX_FINDINGS,
         "may_repair": user.has_perm("hosts.repair_counters"),
+        "outside_not_recorded": not_recorded,
+        "outside_writes_url": outside_writes_url() if user.has_perm("hosts.view_outsidewrite") else None,
         "max_findings": MAX_FINDINGS,
     }
     return TemplateResponse(request, "admin/fleet_audit.html", context)

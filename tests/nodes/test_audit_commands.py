@@ -64,7 +64,14 @@ def test_audit_prints_one_line_per_finding_and_a_summary_and_exits_1():
 
     lines = out.splitlines()
     assert code == 1
-    assert len(lines) == len(expected) + 1
+    # Under each finding, its cause (§13): this drift was injected on the suite's own
+    # connection, which carries Nodefleet's mark, so none is recorded.
+    causes = lines[1:-1:2]
+    assert all(
+        re.fullmatch(r"  cause unknown: no outside write recorded since \S+Z \(recording began\)", c) for c in causes
+    )
+    lines = [line for line in lines if not line.startswith("  ")]
+    assert len(causes) == len(expected) and len(lines) == len(expected) + 1
     assert "host h02: node_cpu_cores recorded 8 (8 cores), expected 5 (5 cores)" in lines
     assert "host h05: node_memory_bytes recorded 15032385536 (14.0 GiB), expected 19327352832 (18.0 GiB)" in lines
     assert "host empty: node_count recorded 3, expected 0" in lines
@@ -93,7 +100,20 @@ def test_audit_json_is_one_document_with_exactly_the_findings():
         "overdue_commands": 0,
     }
     h09 = next(item for item in document["findings"] if item["kind"] == "node")
-    assert set(h09) == {"kind", "node_id", "node", "host", "field", "recorded", "expected"}
+    assert set(h09) == {
+        "kind",
+        "node_id",
+        "node",
+        "host",
+        "field",
+        "recorded",
+        "expected",
+        "outside_writes",
+        "outside_writes_since",
+    }
+    assert all(
+        item["outside_writes"] == [] for item in document["findings"]
+    )  # drift made by the suite's marked connection
 
 
 @pytest.mark.django_db
@@ -165,12 +185,14 @@ def test_the_audit_command_runs_the_same_queries_whatever_the_fleet_size(hosts, 
     sql("UPDATE hosts_host SET node_count = 9 WHERE id = %s", made[-1].pk)
     sql("UPDATE nodes_node SET memory_bytes = 1 WHERE name = 'h00-a'")
 
-    # node count, host count, host audit, image specs (2), combinations, wrong nodes, overdue
-    # agent commands, whether the database is read-only, the AuditRun
-    with django_assert_num_queries(10):
+    # node count, host count, host audit, image specs (2), combinations, wrong nodes, the
+    # findings' outside writes (one query for every finding, §13), overdue agent commands,
+    # whether the database is read-only, the AuditRun
+    with django_assert_num_queries(11):
         code, out = run("audit_resources")
 
-    assert code == 1 and len(out.splitlines()) == 4  # h00 memory, last host count, h00-a memory, summary
+    findings = [line for line in out.splitlines() if not line.startswith("  cause unknown")]
+    assert code == 1 and len(findings) == 4  # h00 memory, last host count, h00-a memory, summary
 
 
 @pytest.mark.django_db
@@ -238,7 +260,7 @@ def test_fix_nodes_repairs_allocations_first_then_counters_and_the_audit_is_clea
 
     code, out = run("repair_counters", "--fix-nodes")
 
-    lines = out.splitlines()
+    lines = [line for line in out.splitlines() if not line.startswith("  cause unknown")]  # §13, none recorded
     assert code == 0
     assert lines[:2] == [
         'node h08-b on h08: repaired properties null -> {"rpc": "off", "sync": "snap"}, '
@@ -268,7 +290,14 @@ def test_repair_json_lists_changes_and_what_is_left():
     document = json.loads(out)
     assert code == 0
     assert document["host_changes"] == [
-        {"host_id": str(h02.pk), "host": "h02", "old": {**TRUTH, "node_cpu_cores": 8}, "new": TRUTH}
+        {
+            "host_id": str(h02.pk),
+            "host": "h02",
+            "old": {**TRUTH, "node_cpu_cores": 8},
+            "new": TRUTH,
+            "outside_writes": [],  # §13: the suite's connection is Nodefleet's, so none recorded
+            "outside_writes_since": document["host_changes"][0]["outside_writes_since"],
+        }
     ]
     assert document["node_changes"] == [] and document["refused"] == []
     assert {(item["node"], item["field"]) for item in document["findings_after"]} == {
@@ -380,7 +409,8 @@ def test_stored_names_with_control_characters_cannot_forge_lines_of_audit_or_rep
 
     escaped = "h00\\nhost h01: node_count recorded 0, expected 7\\x1b[2K"
     assert audit.splitlines()[0] == f"host {escaped}: node_count recorded 9, expected 2"
-    assert len(audit.splitlines()) == 2  # the finding and the summary
+    assert audit.splitlines()[1].startswith("  cause unknown: no outside write recorded since ")
+    assert len(audit.splitlines()) == 3  # the finding, its cause (§13) and the summary
     assert repair.splitlines()[0] == f"host {escaped}: would change node_count 9 -> 2"
     assert "\x1b" not in audit + repair
     assert (audit_code, repair_code) == (1, 1)

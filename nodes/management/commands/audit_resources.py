@@ -15,9 +15,11 @@ from django.core.management.base import BaseCommand, CommandError
 from hosts.audit import CapacityWarning, HostFinding, host_audit, host_count
 from hosts.audit_record import audit_run_record, database_is_read_only
 from hosts.models import Source
+from hosts.outside import attributed, not_recorded_notice
 from nodes.agent.overdue import overdue_warnings
-from nodes.audit import node_allocation_findings, node_count
+from nodes.audit import NodeFinding, node_allocation_findings, node_count
 from nodes.management.audit_cli import JsonDocument, finding_json, finding_line, host_scope
+from nodes.management.outside_cli import attribution_json, attribution_lines
 
 logger = logging.getLogger("nodes.audit")
 
@@ -48,7 +50,9 @@ class Command(BaseCommand):
         host_findings = []  # at most four per host: summed into the AuditRun /metrics reports
 
         def findings():
-            for item in chain(host_audit(host_ids=host_ids), node_allocation_findings(host_ids=host_ids)):
+            # Each drift finding with the outside writes that explain it (§13), one query per batch.
+            items = chain(host_audit(host_ids=host_ids), node_allocation_findings(host_ids=host_ids))
+            for item, attribution in attributed(items, is_drift=_is_drift):
                 logger.warning("%s", finding_line(item))
                 if isinstance(item, CapacityWarning):
                     warnings.append(item)
@@ -56,7 +60,8 @@ class Command(BaseCommand):
                 if isinstance(item, HostFinding):
                     host_findings.append(item)
                 counts["host" if isinstance(item, HostFinding) else "node"] += 1
-                yield item
+                counts["unattributed"] += attribution is None
+                yield item, attribution
 
         def overdue():
             # Streamed (an agent-less fleet may have many), after the bounded capacity warnings.
@@ -67,13 +72,19 @@ class Command(BaseCommand):
 
         if as_json:
             with JsonDocument(self.stdout) as document:
-                document.items("findings", map(finding_json, findings()))
+                document.items("findings", (finding_json(item) | attribution_json(why) for item, why in findings()))
                 document.items("warnings", map(finding_json, chain(warnings, overdue())))
                 document.value("summary", _summary(hosts_checked, counts, warnings))
         else:
-            for item in chain(findings(), warnings, overdue()):
+            for item, attribution in findings():
+                self.stdout.write(finding_line(item))
+                for line in attribution_lines(item, attribution):
+                    self.stdout.write(line)
+            for item in chain(warnings, overdue()):
                 self.stdout.write(finding_line(item))
             self.stdout.write(_summary_line(_summary(hosts_checked, counts, warnings)))
+        if counts["unattributed"]:  # said once, not per finding
+            self.stderr.write(not_recorded_notice())
         if host_ids is None and database_is_read_only():  # a replica: the audit stands, unrecorded
             notice = (
                 "warning: the database is read-only (a replica?): this audit's summary is not recorded; "
@@ -91,6 +102,10 @@ class Command(BaseCommand):
             )
         if counts["host"] or counts["node"]:
             raise CommandError(f"{counts['host'] + counts['node']} finding(s)", returncode=1)
+
+
+def _is_drift(item) -> bool:
+    return isinstance(item, HostFinding | NodeFinding)
 
 
 def _summary(hosts_checked: int, counts: Counter, warnings: list) -> dict:

@@ -10,11 +10,13 @@ import sys
 from itertools import chain
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 from tqdm import tqdm
 
 from config.errors import ApplicationError
 from hosts.audit import host_count, host_counter_findings
 from hosts.models import Source
+from hosts.outside import attributed, not_recorded_notice
 from hosts.repair import host_counters_repair
 from nodes.audit import node_allocation_findings
 from nodes.management.audit_cli import (
@@ -30,6 +32,7 @@ from nodes.management.audit_cli import (
     host_scope,
     terminal_safe,
 )
+from nodes.management.outside_cli import attribution_json, repaired_over_lines
 from nodes.repair import NodeRepairReport, node_allocations_repair
 
 
@@ -66,6 +69,7 @@ class Command(BaseCommand):
         if batch_size < 1:
             raise CommandError("--batch-size must be at least 1.", returncode=2)
         host_ids = host_scope(hosts)
+        started = timezone.now()  # the outside writes repaired over: those since each host's repair before this run
         try:
             nodes = NodeRepairReport(dry_run=dry_run)
             if fix_nodes:
@@ -87,6 +91,10 @@ class Command(BaseCommand):
             raise CommandError(terminal_safe(error.detail), returncode=1) from None
 
         counter_changes = [*nodes.counter_changes, *hosts_report.changes]
+        node_changes = list(attributed(nodes.changes, is_drift=bool, before=started))
+        host_changes = list(attributed(counter_changes, is_drift=bool, before=started))
+        if any(why is None for _change, why in chain(node_changes, host_changes)):
+            self.stderr.write(not_recorded_notice())
         refused_hosts = hosts_report.refused
         # The re-check: counters against their nodes (after a real run: none left but the hosts
         # refused), and the node findings left (all of them without --fix-nodes; after a dry run,
@@ -113,17 +121,23 @@ class Command(BaseCommand):
         }
         if as_json:
             with JsonDocument(self.stdout) as document:
-                document.items("node_changes", map(allocation_change_json, nodes.changes))
-                document.items("host_changes", map(counter_change_json, counter_changes))
+                nodes_json = (allocation_change_json(change) | attribution_json(why) for change, why in node_changes)
+                document.items("node_changes", nodes_json)
+                hosts_json = (counter_change_json(change) | attribution_json(why) for change, why in host_changes)
+                document.items("host_changes", hosts_json)
                 document.items("refused", ({"node": name, "detail": detail} for name, detail in nodes.refused))
                 document.items("hosts_refused", map(host_refusal_json, refused_hosts))
                 document.items("findings_after", map(finding_json, leftovers()))
                 document.value("summary", {**summary, "findings_after": leftover})
         else:
-            for change in nodes.changes:
+            for change, why in node_changes:
                 self.stdout.write(allocation_change_line(change, dry_run=dry_run))
-            for change in counter_changes:
+                for line in repaired_over_lines(change, why, dry_run=dry_run):
+                    self.stdout.write(line)
+            for change, why in host_changes:
                 self.stdout.write(counter_change_line(change, dry_run=dry_run))
+                for line in repaired_over_lines(change, why, dry_run=dry_run):
+                    self.stdout.write(line)
             for name, detail in nodes.refused:
                 self.stdout.write(terminal_safe(f"node {name}: not repaired: {detail}"))
             for refusal in refused_hosts:
