@@ -5,7 +5,7 @@ confirmation pages. Counters are read-only here: only the services write them.""
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.db import transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, Q
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
@@ -24,6 +24,7 @@ from hosts.admin_helpers import (
 )
 from hosts.agent_tokens import agent_token_issue
 from hosts.audit import EXPECTED, host_counter_findings, hosts_with_expected
+from hosts.capacity import allocatable, over_allocated_q
 from hosts.models import COUNTER_FIELDS, COUNTER_OF_RESOURCE, CounterRepair, Host, Source
 from hosts.presence import NO_AGENT, OFFLINE, agent_presence, offline_condition
 from hosts.repair import host_counters_repair
@@ -55,7 +56,8 @@ class DriftFilter(admin.SimpleListFilter):
 
 
 def _over_capacity() -> Q:
-    return Q(*(Q(**{f"{COUNTER_OF_RESOURCE[name]}__gt": F(name)}) for name in RESOURCES), _connector=Q.OR)
+    """Over allocatable or past max_nodes (hosts.capacity, the audit's rule)."""
+    return over_allocated_q()
 
 
 class OverCapacityFilter(admin.SimpleListFilter):
@@ -102,12 +104,13 @@ def agent_badge(host: Host):
 
 
 def _usage(host: Host, resource: str):
-    used, capacity = getattr(host, COUNTER_OF_RESOURCE[resource]), getattr(host, resource)
+    """Used against allocatable (§11), the physical size in the tooltip."""
+    used, capacity = getattr(host, COUNTER_OF_RESOURCE[resource]), allocatable(host, resource)
     if resource == "cpu_cores":
         text = f"{used} / {human_cores(capacity)}"
     else:
         text = f"{human_bytes(used)} / {human_bytes(capacity)}"
-    return usage_bar(used, capacity, text)
+    return usage_bar(used, capacity, text, physical=human_amount(resource, getattr(host, resource)))
 
 
 def _drift_details(host: Host) -> str:

@@ -23,18 +23,21 @@ from config.errors import (
     AlreadyOnImage,
     ApplicationError,
     Busy,
+    CounterDrift,
     IncompatibleImage,
     InsufficientCapacity,
     InvalidImageConfig,
     InvalidInput,
     NodeBusy,
     NotFound,
+    ResourceOverflow,
 )
 from config.logging import log_event
 from config.metrics import LOCK_WAIT_SECONDS, UPGRADE_SECONDS, UPGRADES, timed
 from config.statements import insert_row, write_together
 from config.text import printable_error
 from config.units import BIGINT_MAX
+from hosts.capacity import refuse_unavailable
 from hosts.counters import (
     CounterCheck,
     host_counters_apply,
@@ -162,7 +165,7 @@ def allocation_fields(prefix: str, amounts: Resources) -> dict[str, int]:
 
 def _forced(check: CounterCheck, force: bool) -> bool:
     """Whether `force` was needed: some resource that grows went past the host's capacity."""
-    return force and not all(check.fits.values())
+    return force and not check.fits_all
 
 
 def _refusals_logged(event: str, **fields: str):
@@ -528,6 +531,8 @@ def node_create(
         config = full_config(spec, properties)
         allocation = required_allocation(spec.validate(), config).check_within_bigint(f"Node {name} on {spec.label}")
         check = host_counters_check(host=host, delta=allocation, node_count_delta=1, force=force)
+        if not isinstance(check.error, CounterDrift | ResourceOverflow):
+            refuse_unavailable(host)  # after input, image and overflow, before capacity (§11)
         host = host_counters_write(host=host, check=check)
         forced = _forced(check, force)
         node = Node.objects.create(

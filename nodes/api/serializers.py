@@ -11,6 +11,7 @@ from rest_framework import serializers
 
 from config.openapi import Problem
 from config.units import BIGINT_MAX, RESOURCES
+from hosts.capacity import ALLOCATABLE, RATIO, RESERVED, free
 from hosts.models import COUNTER_OF_RESOURCE, Host
 from nodes.models import Image, ImageProperty, Node
 
@@ -181,14 +182,14 @@ class FleetModelSerializer(serializers.ModelSerializer):
 
 @extend_schema_field(OpenApiTypes.INT64)
 class FreeCapacityField(serializers.Field):
-    """Capacity minus allocation of one resource; negative on a host placed past capacity."""
+    """Allocatable minus allocation of one resource (§11); negative on an over-allocated host."""
 
     def __init__(self, resource: str, **kwargs):
         self.resource = resource
         super().__init__(source="*", read_only=True, **kwargs)
 
     def to_representation(self, host):
-        return getattr(host, self.resource) - getattr(host, COUNTER_OF_RESOURCE[self.resource])
+        return free(host, self.resource)
 
 
 class HostSerializer(FleetModelSerializer):
@@ -202,6 +203,12 @@ class HostSerializer(FleetModelSerializer):
             "id",
             "name",
             *RESOURCES,
+            *RESERVED.values(),
+            *RATIO.values(),
+            "max_nodes",
+            "region",
+            "scheduling",
+            *ALLOCATABLE.values(),
             "node_count",
             *COUNTER_OF_RESOURCE.values(),
             "free_cpu_cores",
