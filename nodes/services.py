@@ -12,7 +12,7 @@ import functools
 import logging
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -48,6 +48,7 @@ from hosts.counters import (
 )
 from hosts.locks import lock_host, lock_with_host
 from hosts.models import Host, Source
+from hosts.placement import Requirement, place, requirement_check
 from nodes.locks import node_with_images, share_image
 from nodes.models import (
     OPEN_STATUSES,
@@ -482,6 +483,23 @@ def _validate_create_input(name, properties) -> dict[str, str]:
     return properties
 
 
+def _placement_input(host_id, placement, force) -> Requirement | None:
+    """The placement a create without a host asks for (None: the host is named)."""
+    if host_id is not None:
+        if placement is not None:
+            raise InvalidInput(
+                "Name a host or ask for a placement, not both.",
+                errors={"placement": ["Not allowed together with host_id."]},
+            )
+        return None
+    if force:
+        raise InvalidInput(
+            "force places past a named host's capacity; a placement never does. Name the host to force.",
+            errors={"force": ["Only allowed together with host_id."]},
+        )
+    return requirement_check(requested={}, placement=placement)
+
+
 def _name_taken(name: str) -> InvalidInput:
     return InvalidInput(
         f"A node named {name} already exists.", errors={"name": ["A node with this name already exists."]}
@@ -500,25 +518,33 @@ class NodeChange:
 def node_create(
     *,
     name: str,
-    host_id,
+    host_id=None,
     image_id,
     properties: dict | None = None,
     force: bool = False,
     auto_upgrade: bool = False,
+    placement: dict | None = None,
     actor=None,
     source: str = Source.API,
 ) -> NodeChange:
     """Places a new node on a host, `creating` until its agent reports (§9): allocation from its
     config on the image, capacity checked (unless force), counters += allocation and node_count
     + 1, NodeLog `created`, Command `node_create`. Properties must be keys of the image; missing
-    keys take its defaults. `auto_upgrade`: the node follows newer images of its protocol (§10)."""
+    keys take its defaults. `auto_upgrade`: the node follows newer images of its protocol (§10).
+
+    Without `host_id`, hosts.placement chooses the host (§11) by `placement` ({strategy, region,
+    spread_protocol}) and returns it locked with the fit re-checked; the image is read (FOR KEY
+    SHARE) before any host is locked. `host_id` with `placement`, or `force` without `host_id`,
+    is `invalid`."""
     properties = _validate_create_input(name, properties)
+    requirement = _placement_input(host_id, placement, force)
 
     def work() -> NodeChange:
-        try:
-            host = lock_host(_as_uuid(host_id, "host"))
-        except Host.DoesNotExist:
-            raise NotFound(f"No host with id {host_id}.") from None
+        if requirement is None:
+            try:
+                host = lock_host(_as_uuid(host_id, "host"))
+            except Host.DoesNotExist:
+                raise NotFound(f"No host with id {host_id}.") from None
         spec = _image(image_id)
         unknown = sorted(set(properties) - spec.defaults().keys())
         if unknown:
@@ -530,6 +556,8 @@ def node_create(
             raise _name_taken(name)
         config = full_config(spec, properties)
         allocation = required_allocation(spec.validate(), config).check_within_bigint(f"Node {name} on {spec.label}")
+        if requirement is not None:
+            host = place(replace(requirement, requested=allocation.as_dict(), protocol=spec.protocol))
         check = host_counters_check(host=host, delta=allocation, node_count_delta=1, force=force)
         if not isinstance(check.error, CounterDrift | ResourceOverflow):
             refuse_unavailable(host)  # after input, image and overflow, before capacity (§11)
