@@ -483,6 +483,24 @@ def _validate_create_input(name, properties) -> dict[str, str]:
     return properties
 
 
+def _refuse_unknown_keys(spec: ImageSpec, properties: dict) -> None:
+    unknown = sorted(set(properties) - spec.defaults().keys())
+    if unknown:
+        raise InvalidInput(
+            f"Image {spec.label} has no propert{'y' if len(unknown) == 1 else 'ies'} {', '.join(unknown)}.",
+            errors={"properties": [f"Unknown key for {spec.label}: {key}." for key in unknown]},
+        )
+
+
+def node_requirement(spec: ImageSpec, properties: dict, *, what: str = "A node") -> tuple[dict[str, str], Resources]:
+    """A new node's full config and required allocation on an image (§2), refusing keys the
+    image lacks (`invalid`), invalid requirements and allocations past 64 bits."""
+    _refuse_unknown_keys(spec, properties)
+    config = full_config(spec, properties)
+    allocation = required_allocation(spec.validate(), config).check_within_bigint(f"{what} on {spec.label}")
+    return config, allocation
+
+
 def _placement_input(host_id, placement, force) -> Requirement | None:
     """The placement a create without a host asks for (None: the host is named)."""
     if host_id is not None:
@@ -546,16 +564,10 @@ def node_create(
             except Host.DoesNotExist:
                 raise NotFound(f"No host with id {host_id}.") from None
         spec = _image(image_id)
-        unknown = sorted(set(properties) - spec.defaults().keys())
-        if unknown:
-            raise InvalidInput(
-                f"Image {spec.label} has no propert{'y' if len(unknown) == 1 else 'ies'} {', '.join(unknown)}.",
-                errors={"properties": [f"Unknown key for {spec.label}: {key}." for key in unknown]},
-            )
+        _refuse_unknown_keys(spec, properties)
         if Node.objects.filter(name=name).exists():
             raise _name_taken(name)
-        config = full_config(spec, properties)
-        allocation = required_allocation(spec.validate(), config).check_within_bigint(f"Node {name} on {spec.label}")
+        config, allocation = node_requirement(spec, properties, what=f"Node {name}")
         if requirement is not None:
             host = place(replace(requirement, requested=allocation.as_dict(), protocol=spec.protocol))
         check = host_counters_check(host=host, delta=allocation, node_count_delta=1, force=force)
