@@ -14,7 +14,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 venv: $(VENV)/.installed
 
 ## Quick start: migrate a local SQLite database, seed the demo fleet, print a login, then serve
-## with the simulated host agents beside the server (config/devserver.py: Ctrl-C stops them all).
+## with the simulated host agents beside the server (tools/devserver.py: Ctrl-C stops them all).
 ## RUN_ADDR picks another address (e.g. `make run RUN_ADDR=127.0.0.1:8001`); AGENT_ARGS the agents'
 ## behaviour (e.g. `make run AGENT_ARGS="--fail-rate 0.1 --rollback-rate 0.1"`: every change succeeds by default).
 RUN_ADDR ?= 127.0.0.1:8000
@@ -23,7 +23,7 @@ run: venv
 	DEBUG=1 $(BIN)/python manage.py migrate --no-input -v 0
 	DEBUG=1 $(BIN)/python manage.py seed_demo
 	DEBUG=1 $(BIN)/python manage.py demo_login
-	DEBUG=1 $(BIN)/python -m config.devserver \
+	DEBUG=1 $(BIN)/python -m tools.devserver \
 		"$(BIN)/python manage.py runserver $(RUN_ADDR)" \
 		"$(BIN)/python manage.py simulate_agents --url http://$(RUN_ADDR) $(AGENT_ARGS)" \
 		"$(BIN)/python manage.py db_worker --interval 0.5 --no-reload"
@@ -62,8 +62,10 @@ bench: venv
 audit-deps: venv
 	$(BIN)/python tools/audit_deps.py
 
+## ruff, then the import contracts of pyproject.toml [tool.importlinter] (no circle between rooms).
 lint: venv
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 format: venv
 	$(BIN)/ruff format .

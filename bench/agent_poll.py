@@ -62,8 +62,8 @@ def prepare(results: int) -> tuple[str, str, list[str]]:
     node_create command each) and its token; the command ids."""
     from hosts.agent_tokens import agent_token_issue
     from hosts.models import Host
+    from nodes.changes import node_create
     from nodes.models import Command, CommandStatus, Image
-    from nodes.services import node_create
 
     idle, _ = Host.objects.get_or_create(name=IDLE_HOST, defaults={"cpu_cores": 0, "memory_bytes": 0, "disk_bytes": 0})
     if Command.objects.filter(host=idle, status__in=[CommandStatus.PENDING, CommandStatus.ACKED]).exists():

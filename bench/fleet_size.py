@@ -22,7 +22,7 @@ sys.path.insert(0, {root!r})
 from bench.common import setup_django, database_url
 setup_django(database_url({database!r}))
 from nodes.models import Image, Node
-from nodes.services import node_upgrade
+from nodes.changes import node_upgrade
 images = {{}}
 for image in Image.objects.all():
     images.setdefault(image.protocol, []).append(image.pk)

@@ -5,7 +5,7 @@
 The production middleware (settings.MIDDLEWARE) wraps a view that does nothing (`POST
 /api/v1/ping/`, CSRF-exempt like every DRF view, with an `Authorization: Token ...` header and
 a JSON body), through Django's WSGI handler as gunicorn calls it. The middleware
-marked browser-only (config.middleware) should cost about nothing here. Each middleware's cost
+marked browser-only (config.http.middleware) should cost about nothing here. Each middleware's cost
 is what adding it to the chain, in settings order, adds to the time of a request.
 """
 
@@ -31,11 +31,11 @@ def ping(request):
 
 urlpatterns = [path("api/v1/ping/", ping)]
 
-#: Django's own classes that config.middleware wraps, for the comparison (--stock).
+#: Django's own classes that config.http.middleware wraps, for the comparison (--stock).
 STOCK = {
-    "config.middleware.BrowserSessionMiddleware": "django.contrib.sessions.middleware.SessionMiddleware",
-    "config.middleware.BrowserAuthenticationMiddleware": "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "config.middleware.BrowserMessageMiddleware": "django.contrib.messages.middleware.MessageMiddleware",
+    "config.http.middleware.BrowserSessionMiddleware": "django.contrib.sessions.middleware.SessionMiddleware",
+    "config.http.middleware.BrowserAuthenticationMiddleware": "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "config.http.middleware.BrowserMessageMiddleware": "django.contrib.messages.middleware.MessageMiddleware",
 }
 
 BODY = b'{"image_id": "00000000-0000-0000-0000-000000000000"}'

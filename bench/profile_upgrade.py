@@ -74,8 +74,8 @@ def main():
     from django.db import connection
     from pyinstrument import Profiler
 
+    from nodes.changes import node_upgrade
     from nodes.models import Image, Node
-    from nodes.services import node_upgrade
 
     images = {}
     for image in Image.objects.all():

@@ -1,6 +1,6 @@
 """Rollout throughput (§10): one protocol's nodes rolled to a new image by a rollout run by 2
 db_worker processes whose simulated agents answer in-process (each upgrade's result reported by
-nodes.lifecycle.command_result as soon as it commits), against node_upgrade called in a loop
+nodes.agent.lifecycle.command_result as soon as it commits), against node_upgrade called in a loop
 on as many nodes, in the same run; and the workers' peak RSS.
 
     .venv/bin/python bench/rollout_throughput.py [--nodes 100000] [--hosts 1000] [--workers 2]
@@ -88,7 +88,7 @@ def seed(hosts: int, nodes: int):
 
 def answer_all() -> int:
     """The agents: every open upgrade command reported `succeeded`, oldest first."""
-    from nodes.lifecycle import command_result
+    from nodes.agent.lifecycle import command_result
     from nodes.models import Command
 
     open_commands = list(
@@ -100,8 +100,8 @@ def answer_all() -> int:
 
 
 def loop_phase(image, host_ids) -> tuple[int, float]:
+    from nodes.changes import node_upgrade
     from nodes.models import Node
-    from nodes.services import node_upgrade
 
     node_ids = list(
         Node.objects.filter(host_id__in=host_ids).order_by("host__name", "name").values_list("pk", flat=True)
@@ -129,7 +129,7 @@ def agent_worker() -> None:
     from django.core.management import call_command
     from django.db import transaction
 
-    from nodes.lifecycle import command_result
+    from nodes.agent.lifecycle import command_result
     from nodes.rollouts import services
     from nodes.rollouts.models import RolloutNode
 

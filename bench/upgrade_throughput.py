@@ -105,7 +105,7 @@ def worker(mode, url, work, images_by_protocol, start_at, seconds, queue):
     setup_django(url)
     import psycopg
 
-    from nodes.services import node_upgrade
+    from nodes.changes import node_upgrade
 
     conn = psycopg.connect(url) if mode == "sql" else None
     rng = random.Random()
@@ -133,7 +133,7 @@ PGBENCH_TABLE = "bench_pgbench_nodes"
 
 # The upgrade's statements for pgbench: the locked read, then the writes one statement each
 # ("separate", as the service wrote them before) or as one data-modifying CTE ("merged", the
-# shape of config.statements.write_together). No arithmetic: the node keeps its image and
+# shape of config.db.statements.write_together). No arithmetic: the node keeps its image and
 # allocation, the counters change by zero; the node's open command is superseded as the service does.
 PGBENCH_HEAD = """\\set k random(1, {count})
 SELECT node_id, host_id, node_name, host_name, image_id, target FROM {table} WHERE k = :k \\gset
@@ -273,7 +273,7 @@ def load_plan(workers, sample):
 def statements_per_upgrade(plan):
     from django.db import connection
 
-    from nodes.services import node_upgrade
+    from nodes.changes import node_upgrade
 
     node_id, current, protocol = plan["work"][0][0]
     target = next(image for image in plan["images"][protocol] if image != current)

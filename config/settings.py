@@ -19,7 +19,7 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"] if 
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "config.apps.NodefleetAdminConfig",  # django.contrib.admin, with the staff login of config/admin_site.py
+    "config.apps.NodefleetAdminConfig",  # django.contrib.admin, with the staff login of config/staff/admin_site.py
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -42,24 +42,24 @@ INSTALLED_APPS = [
 ]
 
 # Sessions, the session's user and messages are Django's own, skipped for requests that carry
-# an API token (config.middleware): they serve the admin, and cost an API client nothing.
+# an API token (config.http.middleware): they serve the admin, and cost an API client nothing.
 MIDDLEWARE = [
-    "config.logging.RequestIdMiddleware",
-    "config.health.HealthCheckMiddleware",  # before anything that checks the Host header or CSRF
-    "config.request_body.ChunkedBodyMiddleware",  # before anything reads the body
+    "config.http.logging.RequestIdMiddleware",
+    "config.http.health.HealthCheckMiddleware",  # before anything that checks the Host header or CSRF
+    "config.http.request_body.ChunkedBodyMiddleware",  # before anything reads the body
     "django.middleware.security.SecurityMiddleware",
     "django_permissions_policy.PermissionsPolicyMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "config.middleware.BrowserSessionMiddleware",
+    "config.http.middleware.BrowserSessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "config.middleware.BrowserAuthenticationMiddleware",
+    "config.http.middleware.BrowserAuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
-    "config.sessions.StaffSessionMiddleware",
-    "config.middleware.BrowserMessageMiddleware",
+    "config.staff.sessions.StaffSessionMiddleware",
+    "config.http.middleware.BrowserMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "config.query_parameters.UnknownQueryParameterMiddleware",
+    "config.http.query_parameters.UnknownQueryParameterMiddleware",
     "axes.middleware.AxesMiddleware",  # last, as django-axes requires
 ]
 
@@ -119,7 +119,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # client address (REMOTE_ADDR) in the database, so every gunicorn worker sees them, and locks
 # either out after AXES_FAILURE_LIMIT failures for AXES_COOLOFF_MINUTES (429 with a message).
 AUTHENTICATION_BACKENDS = [
-    "config.auth_backends.LockoutBackend",  # django-axes
+    "config.staff.auth_backends.LockoutBackend",  # django-axes
     "django.contrib.auth.backends.ModelBackend",
 ]
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
@@ -131,7 +131,7 @@ AXES_LOCKOUT_TEMPLATE = "admin/nf_locked_out.html"
 # The client address as the API sees it: NUM_PROXIES (below) says how many X-Forwarded-For
 # entries to trust, so a client behind the proxy is locked out, not the proxy.
 AXES_CLIENT_IP_CALLABLE = "tokens.failures.client_ip"
-AXES_VERBOSE = False  # config.logins logs every failure and lockout (with the request id)
+AXES_VERBOSE = False  # config.staff.logins logs every failure and lockout (with the request id)
 # Time-based one-time passwords (django-otp): staff who enrolled a device give its code at
 # login; with ADMIN_REQUIRE_2FA, a superuser without a verified device is refused the admin.
 ADMIN_REQUIRE_2FA = env.bool("ADMIN_REQUIRE_2FA", default=False)
@@ -140,7 +140,7 @@ OTP_TOTP_ISSUER = "Nodefleet"
 # view devices could copy them. `manage.py totp_enrol` prints them once, to the operator.
 OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 # Sessions: 8 hours at most; staff sessions also end after STAFF_IDLE_TIMEOUT seconds without a
-# request (config.sessions.StaffSessionMiddleware).
+# request (config.staff.sessions.StaffSessionMiddleware).
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
 STAFF_IDLE_TIMEOUT = env.int("STAFF_IDLE_TIMEOUT", default=30 * 60)
 
@@ -171,11 +171,13 @@ STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles"))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
-        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage" if DEBUG else "config.static.StaticStorage"
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "config.http.static.StaticStorage"
     },
 }
 # Not collected (gunicorn started without `collectstatic`): whitenoise serves the apps' files
-# and config.static.StaticStorage names them unhashed, with a warning at start.
+# and config.http.static.StaticStorage names them unhashed, with a warning at start.
 WHITENOISE_USE_FINDERS = not (STATIC_ROOT / "staticfiles.json").exists()
 
 # Production hardening; all on unless DEBUG (override from the environment behind a proxy).
@@ -233,15 +235,15 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {
-        "request_id": {"()": "config.logging.RequestIdFilter"},
-        "quiet_agent_polls": {"()": "config.logging.QuietAgentPolls"},
+        "request_id": {"()": "config.http.logging.RequestIdFilter"},
+        "quiet_agent_polls": {"()": "config.http.logging.QuietAgentPolls"},
     },
     "formatters": {
         "plain": {
-            "()": "config.logging.PlainFormatter",
+            "()": "config.http.logging.PlainFormatter",
             "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
         },
-        "json": {"()": "config.logging.JsonFormatter"},
+        "json": {"()": "config.http.logging.JsonFormatter"},
         "django.server": {
             "()": "django.utils.log.ServerFormatter",
             "format": "[{server_time}] {message}",
@@ -288,7 +290,7 @@ AGENT_OFFLINE_AFTER = env.int("AGENT_OFFLINE_AFTER", default=300)
 AGENT_SEEN_INTERVAL = env.int("AGENT_SEEN_INTERVAL", default=60)
 
 # /metrics: callers send `Authorization: Bearer <token>`. Without a token it is closed, except
-# under DEBUG to loopback requests that no proxy forwarded (config.metrics).
+# under DEBUG to loopback requests that no proxy forwarded (config.http.metrics).
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 # User API tokens (tokens app): seconds a new token lives (default 30 days; `manage.py api_token
@@ -302,22 +304,22 @@ API_AUTH_FAILURE_RATE = env.str("API_AUTH_FAILURE_RATE", default="20/min")
 NUM_PROXIES = env.int("NUM_PROXIES", default=0)
 
 # REST API (/api/v1/): token first (so a request without credentials gets 401), strict JSON,
-# cursor pagination, every error as problem details (config.exceptions).
+# cursor pagination, every error as problem details (config.http.exceptions).
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "tokens.authentication.UserTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PARSER_CLASSES": ["config.api.StrictJSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["config.http.api.StrictJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "config.api.ProblemAwareNegotiation",
-    "DEFAULT_PAGINATION_CLASS": "config.api.StrictCursorPagination",
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "config.http.api.ProblemAwareNegotiation",
+    "DEFAULT_PAGINATION_CLASS": "config.http.api.StrictCursorPagination",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_CLASSES": ["nodes.api.throttles.WriteRateThrottle"],
-    "DEFAULT_METADATA_CLASS": "config.api.DescriptiveMetadata",
-    "EXCEPTION_HANDLER": "config.exceptions.problem_exception_handler",
+    "DEFAULT_METADATA_CLASS": "config.http.api.DescriptiveMetadata",
+    "EXCEPTION_HANDLER": "config.http.exceptions.problem_exception_handler",
     # ASCII-escaped JSON: text the API echoes back (an unknown key) can never fail to encode.
     "UNICODE_JSON": False,
     "NUM_PROXIES": NUM_PROXIES,
@@ -344,7 +346,7 @@ SPECTACULAR_SETTINGS = {
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "config.openapi.refuse_unknown_request_fields",
-        "config.openapi.nullable_references",
+        "config.http.openapi.refuse_unknown_request_fields",
+        "config.http.openapi.nullable_references",
     ],
 }

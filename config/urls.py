@@ -1,12 +1,12 @@
 """Nodefleet's URLs: the admin, the REST API under /api/v1/ and the metrics. (/healthz is answered
-by config.health.HealthCheckMiddleware, ahead of the host check.)"""
+by config.http.health.HealthCheckMiddleware, ahead of the host check.)"""
 
 from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from config.exceptions import page_not_found_view
-from config.metrics import metrics_view
+from config.http.exceptions import page_not_found_view
+from config.http.metrics import metrics_view
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -25,7 +25,7 @@ urlpatterns = [
 ]
 
 # Under /api/ Django's own errors answer as problem details too; elsewhere (the admin) as HTML.
-handler400 = "config.exceptions.bad_request"
-handler403 = "config.exceptions.permission_denied"
-handler404 = "config.exceptions.page_not_found"
-handler500 = "config.exceptions.server_error"
+handler400 = "config.http.exceptions.bad_request"
+handler403 = "config.http.exceptions.permission_denied"
+handler404 = "config.http.exceptions.page_not_found"
+handler500 = "config.http.exceptions.server_error"

@@ -8,6 +8,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 application = get_wsgi_application()
 
-from config.static import warn_if_static_not_collected  # noqa: E402 (needs the settings loaded)
+from config.http.static import warn_if_static_not_collected  # noqa: E402 (needs the settings loaded)
 
 warn_if_static_not_collected()

@@ -4,3 +4,9 @@ from django.apps import AppConfig
 class HostsConfig(AppConfig):
     name = "hosts"
     verbose_name = "Hosts"
+
+    def ready(self):
+        from config.http.metrics import register_collector
+        from hosts.audit_record import publish_last_audit
+
+        register_collector(publish_last_audit)  # the last audit's gauges, set before each /metrics scrape

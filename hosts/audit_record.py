@@ -1,11 +1,33 @@
-"""Recording an audit's summary (hosts.AuditRun) and publishing the last one as metrics."""
+"""Recording an audit's summary (hosts.AuditRun) and publishing the last one as metrics: the audit
+gauges are this room's, set by publish_last_audit, the collector hosts registers for /metrics."""
 
 from collections.abc import Iterable
 
 from django.db import connection
+from prometheus_client import Gauge
 
-from config.metrics import AUDIT_DRIFT_AMOUNT, AUDIT_DRIFT_HOSTS, AUDIT_LAST_RUN, AUDIT_NODE_FINDINGS
 from hosts.models import COUNTER_FIELDS, AuditRun, Source
+
+AUDIT_DRIFT_HOSTS = Gauge(
+    "nodefleet_audit_drift_hosts",
+    "Hosts whose counter disagreed with their nodes at the last audit.",
+    ["counter"],
+    multiprocess_mode="mostrecent",
+)
+AUDIT_DRIFT_AMOUNT = Gauge(
+    "nodefleet_audit_drift_amount",
+    "Sum over hosts of |recorded - expected| per counter at the last audit.",
+    ["counter"],
+    multiprocess_mode="mostrecent",
+)
+AUDIT_NODE_FINDINGS = Gauge(
+    "nodefleet_audit_node_findings",
+    "Node allocations that disagreed with their config at the last audit.",
+    multiprocess_mode="mostrecent",
+)
+AUDIT_LAST_RUN = Gauge(
+    "nodefleet_audit_last_run_timestamp_seconds", "When the last audit ran (Unix time).", multiprocess_mode="mostrecent"
+)
 
 
 def audit_run_record(

@@ -9,8 +9,8 @@ is known without reading it again.
 from dataclasses import dataclass
 from typing import Protocol
 
+from config.db.statements import add_to_row
 from config.errors import CounterDrift, InsufficientCapacity, ResourceOverflow
-from config.statements import add_to_row
 from config.units import BIGINT_MAX, RESOURCES
 from hosts import capacity
 from hosts.models import COUNTER_OF_RESOURCE, Host
@@ -95,7 +95,7 @@ def host_counters_write(*, host: Host, check: CounterCheck) -> Host:
 
 def host_counters_increments(*, host: Host, check: CounterCheck) -> dict[str, int]:
     """The deltas a checked change adds to the counters that change (raising its error, if any),
-    for a caller that writes them with other rows (config.statements.write_together)."""
+    for a caller that writes them with other rows (config.db.statements.write_together)."""
     if check.error:
         raise check.error
     return {

@@ -10,7 +10,7 @@ Writers: node_create locks its host; node_delete locks the node with its host (l
 node_upgrade does the same in the one statement of nodes/locks.py that also reads both images;
 the node allocation repair (--fix-nodes) locks each node with its host too; the counter repair
 locks hosts only, in pk order, one batch per transaction. The agent outcomes and cancels of
-nodes.lifecycle lock node, host and command in one statement (nodes.locks.command_with_node);
+nodes.agent.lifecycle lock node, host and command in one statement (nodes.locks.command_with_node);
 an ack locks its command's row alone (it changes nothing else), and node writers close a
 `pending` command with an UPDATE conditional on its status, so an ack never needs the node.
 No writer locks a node while holding a host lock of another statement, nor a node or host
@@ -28,7 +28,7 @@ from collections.abc import Iterable
 
 from django.db.models import QuerySet
 
-from config.metrics import LOCK_WAIT_SECONDS, timed
+from config.http.metrics import LOCK_WAIT_SECONDS, timed
 from hosts.models import Host
 
 

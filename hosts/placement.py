@@ -42,7 +42,7 @@ from django.db.models import BigIntegerField, Case, Count, F, Q, Sum, Value, Whe
 from django.db.models.functions import Greatest, Least
 
 from config.errors import Busy, InvalidInput, NoHostAvailable
-from config.metrics import LOCK_WAIT_SECONDS, timed
+from config.http.metrics import LOCK_WAIT_SECONDS, timed
 from config.units import RESOURCES
 from hosts import capacity
 from hosts.capacity import ALLOCATABLE, COUNTER, NODE_COUNT

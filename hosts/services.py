@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 
 from config.db import atomic_with_retry
 from config.errors import InvalidInput, NotFound
-from config.logging import log_event
+from config.http.logging import log_event
 from config.text import printable_error
 from config.units import BIGINT_MAX
 from hosts.capacity import RATIO, over_allocated

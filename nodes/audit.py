@@ -18,9 +18,9 @@ from django.db.models.functions import Cast
 
 from config.units import RESOURCES
 from hosts.models import Host
+from nodes.changes import image_spec
 from nodes.models import Image, Node
 from nodes.resources import ImageSpec, Resources, required_allocation, usable_config
-from nodes.services import image_spec
 
 CHUNK_SIZE = 2000
 #: Wrong combinations looked up per query of the second pass (bounds the memory they take).

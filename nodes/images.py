@@ -11,7 +11,7 @@ from django.db import IntegrityError, transaction
 
 from config.db import atomic_with_retry
 from config.errors import InvalidInput
-from config.logging import log_event
+from config.http.logging import log_event
 from config.text import printable_error
 from config.units import BIGINT_MAX, RESOURCES
 from hosts.models import Source

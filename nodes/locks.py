@@ -13,7 +13,7 @@ import functools
 
 from django.db import connection
 
-from config.metrics import LOCK_WAIT_SECONDS, timed
+from config.http.metrics import LOCK_WAIT_SECONDS, timed
 from config.units import RESOURCES
 from hosts.models import Host
 from nodes.models import OPEN_STATUSES, Command, Image, ImageProperty, Node, NodeState
@@ -109,7 +109,7 @@ def node_with_images(node_id, image_id, *, lock: bool) -> tuple[Node | None, dic
 
     The open command's `id`, `kind`, `status` and `payload` are read, not locked: a `pending`
     command may become `acked` meanwhile (the ack takes no node lock), so whoever closes it
-    does so with a write conditional on its status (nodes.services)."""
+    does so with a write conditional on its status (nodes.changes.upgrade)."""
     pk, image_pk = (Node._meta.pk.get_db_prep_value(value, connection) for value in (node_id, image_id))
     statement = _statement(lock and connection.features.has_select_for_update_of)
     with connection.cursor() as cursor:

@@ -21,9 +21,9 @@ from hosts.locks import lock_with_host
 from hosts.models import Source
 from hosts.repair import CounterChange, host_counters_reconcile
 from nodes.audit import node_allocation_findings, node_verdict
+from nodes.changes import image_spec
 from nodes.models import Image, Node, NodeEvent, NodeLog
 from nodes.resources import ImageSpec, Resources
-from nodes.services import image_spec
 
 logger = logging.getLogger("nodes.repair")
 

@@ -8,9 +8,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 
 from hosts.models import Host
-from nodes.lifecycle import command_result
+from nodes.agent.lifecycle import command_result
+from nodes.changes import node_create
 from nodes.models import OPEN_STATUSES, Command, Image, ImageProperty
-from nodes.services import node_create
 
 GiB = 1024**3
 TiB = 1024**4
@@ -77,6 +77,6 @@ def place_node(*, host, image, name=None, properties=None, force=False, running=
 
 
 def report(node, outcome, **kwargs):
-    """The node's agent reports `outcome` on the node's open command (nodes.lifecycle)."""
+    """The node's agent reports `outcome` on the node's open command (nodes.agent.lifecycle)."""
     command = Command.objects.get(node_id=node.pk, status__in=OPEN_STATUSES)
     return command_result(command_id=command.pk, host_id=command.host_id, outcome=outcome, **kwargs)

@@ -20,7 +20,8 @@ from config.errors import ApplicationError
 from hosts.audit import host_counter_findings
 from hosts.models import COUNTER_FIELDS, CounterRepair, Host
 from hosts.repair import host_counters_repair
-from nodes.lifecycle import command_ack, command_cancel, command_result
+from nodes.agent.lifecycle import command_ack, command_cancel, command_result
+from nodes.changes import image_spec, node_create, node_delete, node_upgrade, node_upgrade_plan
 from nodes.models import OPEN_STATUSES, OUTCOMES_OF_KIND, Command, Image, ImageProperty, Node, NodeLog
 from nodes.resources import Resources, required_allocation
 from nodes.rollouts.models import ACTIVE_STATES, Rollout, RolloutNode
@@ -33,7 +34,6 @@ from nodes.rollouts.services import (
     rollout_resume,
     rollout_start,
 )
-from nodes.services import image_spec, node_create, node_delete, node_upgrade, node_upgrade_plan
 from tests.factories import GiB, HostFactory, ImageFactory, ImagePropertyFactory
 from tests.invariants import counter_drift
 from tests.support import fleet_snapshot

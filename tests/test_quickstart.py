@@ -1,5 +1,5 @@
 """`make run` as a newcomer sees it, on its own SQLite file and a free port: the server, the
-simulated agents and a task worker started together by config/devserver.py; an upgrade ends
+simulated agents and a task worker started together by tools/devserver.py; an upgrade ends
 `running` within seconds, a rollout completes; Ctrl-C stops everything; no process ever sees
 "database is locked"."""
 
@@ -44,7 +44,7 @@ def test_make_run_serves_with_agents_that_finish_an_upgrade_and_ctrl_c_stops_all
         [
             python,
             "-m",
-            "config.devserver",
+            "tools.devserver",
             f"{python} manage.py runserver 127.0.0.1:{port} --noreload",
             f"{python} manage.py simulate_agents --url http://127.0.0.1:{port} --interval 0.3",
             f"{python} manage.py db_worker --interval 0.3 --no-reload",

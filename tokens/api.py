@@ -7,8 +7,8 @@ from rest_framework.decorators import action
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
-from config.api import StrictCursorPagination
-from config.openapi import problems
+from config.http.api import StrictCursorPagination
+from config.http.openapi import problems
 from nodes.api.serializers import StrictCharField, StrictInputSerializer
 from tokens.models import ApiToken
 from tokens.selectors import tokens_of

@@ -12,7 +12,7 @@ from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 
-from config.logging import log_event, request_id
+from config.http.logging import log_event, request_id
 from config.text import escape_unprintable
 from tokens import failures, keys, selectors
 

@@ -17,7 +17,7 @@ from tokens.models import ApiToken
 def _lookup_sql() -> str:
     """PostgreSQL: the token, its user and `ARRAY[app_label.codename, ...]` of the user's own and
     group permissions, by indexed lookups (each m2m table has a unique index led by its owner).
-    Built once per process from the models' metadata, as config/statements.py does for writes:
+    Built once per process from the models' metadata, as config/db/statements.py does for writes:
     the ORM would compile this statement anew on every request (about 5 ms measured)."""
     q = connection.ops.quote_name
     User = get_user_model()

@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from config.errors import NotFound
-from config.logging import log_event
+from config.http.logging import log_event
 from tokens import keys
 from tokens.models import ApiToken
 

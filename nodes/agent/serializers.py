@@ -3,8 +3,8 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from nodes.agent.lifecycle import MESSAGE_MAX_LENGTH, RETRY_AFTER_RANGE
 from nodes.api.serializers import StrictCharField, StrictInputSerializer
-from nodes.lifecycle import MESSAGE_MAX_LENGTH, RETRY_AFTER_RANGE
 from nodes.models import RETRY_LATER, Command, CommandStatus
 
 OUTCOMES = (CommandStatus.SUCCEEDED, CommandStatus.FAILED, CommandStatus.ROLLED_BACK, RETRY_LATER)

@@ -5,8 +5,9 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.openapi import problems
+from config.http.openapi import problems
 from nodes.agent.authentication import AgentTokenAuthentication, IsHostAgent, agent_seen
+from nodes.agent.lifecycle import command_ack, command_result
 from nodes.agent.serializers import (
     AgentCommandListSerializer,
     AgentCommandSerializer,
@@ -14,7 +15,6 @@ from nodes.agent.serializers import (
     CommandSerializer,
     EmptyBodySerializer,
 )
-from nodes.lifecycle import command_ack, command_result
 
 
 class AgentView(APIView):

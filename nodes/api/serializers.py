@@ -9,7 +9,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
-from config.openapi import Problem
+from config.http.openapi import Problem
 from config.units import BIGINT_MAX, RESOURCES
 from hosts.capacity import ALLOCATABLE, RATIO, RESERVED, free
 from hosts.models import COUNTER_OF_RESOURCE, Host, Scheduling
@@ -409,7 +409,7 @@ class UpgradeChangeSerializer(serializers.Serializer):
 
 
 class UpgradeSerializer(serializers.Serializer):
-    """An applied upgrade (nodes.services.UpgradeOutcome): the node and its host after it."""
+    """An applied upgrade (nodes.changes.UpgradeOutcome): the node and its host after it."""
 
     node = NodeSerializer(read_only=True)
     host = HostSerializer(read_only=True)

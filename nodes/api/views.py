@@ -1,5 +1,5 @@
 """The REST API's views (/api/v1/): each parses its input, makes one service call or read, and
-renders the result. Errors are raised, never built here: config.exceptions renders them."""
+renders the result. Errors are raised, never built here: config.http.exceptions renders them."""
 
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
@@ -9,11 +9,12 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import StrictCursorPagination
 from config.errors import NotFound
-from config.openapi import problems
+from config.http.api import StrictCursorPagination
+from config.http.openapi import problems
 from hosts.models import Host, Source
 from hosts.services import host_create, host_update
+from nodes.agent.lifecycle import command_cancel
 from nodes.agent.serializers import CommandSerializer, EmptyBodySerializer
 from nodes.api.filters import NodeFilter
 from nodes.api.permissions import ModelReadPermission, check_force, model_permission
@@ -34,12 +35,17 @@ from nodes.api.serializers import (
     UpgradePlanSerializer,
     UpgradeSerializer,
 )
+from nodes.changes import (
+    image_headroom,
+    node_create,
+    node_delete,
+    node_placement_plan,
+    node_upgrade,
+    node_upgrade_plan,
+)
 from nodes.images import image_create
-from nodes.lifecycle import command_cancel
 from nodes.models import Image, Node
-from nodes.placement import image_headroom, node_placement_plan
 from nodes.rollouts.auto import nodes_auto_upgrade_set
-from nodes.services import node_create, node_delete, node_upgrade, node_upgrade_plan
 
 DETAIL_ERRORS = problems(400, 401, 403, 404, 503)
 LIST_ERRORS = problems(400, 401, 403, 503)
@@ -172,7 +178,7 @@ class ImageViewSet(FleetReadViewSet):
     retrieve=extend_schema(summary="A node", responses={200: NodeSerializer, **DETAIL_ERRORS}),
 )
 class NodeViewSet(FleetReadViewSet):
-    """Nodes: read, create, delete and upgrade. Writes go through nodes.services."""
+    """Nodes: read, create, delete and upgrade. Writes go through nodes.changes."""
 
     queryset = Node.objects.all()
     serializer_class = NodeSerializer

@@ -14,8 +14,8 @@ from config.text import escape_unprintable
 from config.units import human_amount
 from hosts.audit import CapacityWarning, HostFinding, hosts_by_id_or_name
 from hosts.repair import CounterChange, HostRefusal
+from nodes.agent.overdue import OverdueWarning
 from nodes.audit import CONFIG_FIELD, NodeFinding
-from nodes.overdue import OverdueWarning
 from nodes.repair import AllocationChange
 
 

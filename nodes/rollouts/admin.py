@@ -22,7 +22,8 @@ from hosts.audit import hosts_by_id_or_name
 from nodes.models import Image
 from nodes.rollouts.models import FAILURE_STATUSES, Rollout, RolloutNode, RolloutNodeStatus, RolloutState
 from nodes.rollouts.plan import rollout_plan, selection_check
-from nodes.rollouts.services import ROLLOUT_CONTROLS, rollout_counts, rollout_create
+from nodes.rollouts.selectors import rollout_counts
+from nodes.rollouts.services import ROLLOUT_CONTROLS, rollout_create
 
 #: The bar's segments, in order: (status or statuses, CSS class, label).
 SEGMENTS = [

@@ -8,9 +8,9 @@ from rest_framework.decorators import action
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
-from config.api import StrictCursorPagination
 from config.errors import NotFound, PermissionDenied
-from config.openapi import problems
+from config.http.api import StrictCursorPagination
+from config.http.openapi import problems
 from nodes.api.permissions import model_permission
 from nodes.api.serializers import (
     FitsSerializer,
@@ -23,9 +23,9 @@ from nodes.api.serializers import (
 )
 from nodes.rollouts.models import Rollout, RolloutNode, RolloutNodeStatus
 from nodes.rollouts.plan import rollout_plan, selection_check
+from nodes.rollouts.selectors import rollout_counts
 from nodes.rollouts.services import (
     rollout_abort,
-    rollout_counts,
     rollout_create,
     rollout_pause,
     rollout_resume,

@@ -1,12 +1,15 @@
 """What other services call inside their own transactions so that rollouts follow: the agent
 lifecycle when a node_upgrade command closes (result or cancel), node_delete when a node goes. Each writes the
 rollout-node rows by UPDATE (never locking the rollout's row: hosts.locks' order) and enqueues
-the rollout's advance in the caller's transaction. No import of nodes.services (it calls us)."""
+the rollout's advance in the caller's transaction. They receive nodes.changes.signals (connected
+when nodes' AppConfig.ready() imports this module): nodes.changes and nodes.agent do not import rollouts."""
 
 from datetime import timedelta
 
+from django.dispatch import receiver
 from django.utils import timezone
 
+from nodes.changes.signals import command_closed, node_deleted
 from nodes.rollouts.models import RolloutNode, RolloutNodeStatus
 
 
@@ -19,7 +22,8 @@ def enqueue_advance(rollout_id, *, delay: timedelta | None = None) -> None:
     task.enqueue(str(rollout_id))
 
 
-def rollout_upgrade_closed(*, command, node) -> None:
+@receiver(command_closed, dispatch_uid="rollouts.rollout_upgrade_closed")
+def rollout_upgrade_closed(*, command, node, **_) -> None:
     """A node_upgrade command closed (the agent's result, or a cancel): the rollout row waiting
     on it takes its final status and its rollout's advance is enqueued, in the caller's
     transaction. succeeded -> succeeded; failed -> failed; rolled_back -> rolled_back, or failed
@@ -49,7 +53,8 @@ def rollout_upgrade_closed(*, command, node) -> None:
             enqueue_advance(rollout_id)
 
 
-def rollout_node_deleted(*, node_id) -> None:
+@receiver(node_deleted, dispatch_uid="rollouts.rollout_node_deleted")
+def rollout_node_deleted(*, node_id, **_) -> None:
     """A node was deleted: its rows not yet final become `skipped` ("deleted") and let go of it."""
     rows = RolloutNode.objects.filter(node_id=node_id, holds_node=True)
     rollout_ids = list(rows.values_list("rollout_id", flat=True))

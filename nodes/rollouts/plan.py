@@ -1,5 +1,5 @@
 """A rollout's plan: which nodes, in which order and batch, and whether each fits — the
-upgrade's own computation (nodes.services._upgrade_outcome) applied node after node, each host's
+upgrade's own computation (nodes.changes.upgrade_outcome) applied node after node, each host's
 counters carried from one of its nodes to the next. Reads only: the dry run and rollout_create
 share it."""
 
@@ -12,10 +12,10 @@ from config.errors import InvalidInput, NotFound
 from config.units import RESOURCES
 from hosts.capacity import allocatable
 from hosts.models import COUNTER_OF_RESOURCE, Host
+from nodes.changes import image_spec, upgrade_outcome
 from nodes.models import Image, Node, NodeState
 from nodes.resources import Resources
 from nodes.rollouts.models import ACTIVE_STATES, RolloutNode, RolloutNodeStatus
-from nodes.services import _upgrade_outcome, image_spec
 
 #: Node states a rollout may move (§10): others have a change in flight.
 SELECTABLE_STATES = (NodeState.RUNNING, "failed")
@@ -199,7 +199,7 @@ def rollout_plan(selection: Selection) -> Plan:
             reason = f"Node {node.name} is {node.state}: a change of it is still in flight."
         else:
             # A running or failed node has no open command (§9), so none is passed.
-            outcome = _upgrade_outcome(node, specs[node.image_id], target, None, force=False)
+            outcome = upgrade_outcome(node, specs[node.image_id], target, None, force=False)
             new, fits = outcome.new, outcome.fits
             if outcome.error:
                 reason = outcome.error.detail

@@ -19,18 +19,18 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, connection
-from django.db.models import Count, Exists, OuterRef, Q, Subquery
+from django.db.models import Exists, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from config.db import atomic_with_retry
 from config.errors import ApplicationError, Busy, InvalidState, NotFound
-from config.logging import log_event
+from config.http.logging import log_event
 from hosts.models import Source
+from nodes.changes import node_upgrade
 from nodes.models import OPEN_STATUSES, Command, CommandStatus
 from nodes.rollouts.hooks import enqueue_advance
 from nodes.rollouts.models import FAILURE_STATUSES, TRANSITIONS, Rollout, RolloutNode, RolloutNodeStatus, RolloutState
 from nodes.rollouts.plan import Plan, Selection, rollout_plan
-from nodes.services import node_upgrade
 
 logger = logging.getLogger("nodes.rollouts")
 
@@ -399,17 +399,3 @@ def _end_batch(rollout: Rollout) -> str:
     rollout.current_batch += 1
     rollout.save(update_fields=["current_batch"])
     return "next_batch"
-
-
-def rollout_counts(rollout_ids) -> dict:
-    """{rollout id: {status: count}} for these rollouts, every status present: one query."""
-    counts = {pk: dict.fromkeys(RolloutNodeStatus.values, 0) for pk in rollout_ids}
-    rows = (
-        RolloutNode.objects.filter(rollout_id__in=list(counts))
-        .values_list("rollout_id", "status")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
-    for rollout_id, status, n in rows:
-        counts[rollout_id][status] = n
-    return counts

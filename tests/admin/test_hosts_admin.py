@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from config.db import BUSY_DETAIL
 from config.units import BIGINT_MAX
-from hosts.admin import HostAdmin
+from hosts.admin.hosts import HostAdmin
 from hosts.models import CounterRepair, Host
 from nodes.models import Node
 from tests.admin.conftest import action_names, client_for, messages_of, post_action, staff

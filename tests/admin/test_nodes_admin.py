@@ -277,7 +277,7 @@ def test_plan_and_choose_pages_carry_a_csrf_token_that_the_confirm_accepts():
 
 
 def test_selection_past_the_limit_is_refused(monkeypatch):
-    monkeypatch.setattr("nodes.admin.MAX_NODES", 2)
+    monkeypatch.setattr("nodes.admin.nodes.MAX_NODES", 2)
     old, _new, _bitcoin = images()
     host = HostFactory()
     nodes = [place_node(host=host, image=old) for _ in range(3)]
@@ -383,7 +383,7 @@ def test_bulk_delete_is_not_offered_without_the_delete_permission():
 
 def test_node_page_is_read_only_and_shows_its_history():
     old, new, _bitcoin = images()
-    from nodes.services import node_upgrade
+    from nodes.changes import node_upgrade
 
     node = place_node(host=HostFactory(), image=old)
     node_upgrade(node_id=node.pk, image_id=new.pk)
@@ -486,7 +486,7 @@ def test_add_form_lists_the_hosts_of_a_small_fleet_and_searches_those_of_a_big_o
     client = client_for(staff("nodes.add_node"))
     small = client.get(reverse("admin:nodes_node_add"))
     assert ">host-a</option>" in small.content.decode()
-    monkeypatch.setattr("nodes.admin_forms.HOSTS_IN_A_SELECT", 1)
+    monkeypatch.setattr("nodes.admin.forms.HOSTS_IN_A_SELECT", 1)
     big = client.get(reverse("admin:nodes_node_add"))
     assert "admin-autocomplete" in big.content.decode()
     assert ">host-a</option>" not in big.content.decode()

@@ -11,8 +11,8 @@ from rest_framework.test import APIClient
 
 from hosts.agent_tokens import agent_token_issue
 from hosts.models import Host
+from nodes.changes import node_upgrade
 from nodes.models import Command
-from nodes.services import node_upgrade
 from tests.api.conftest import PROBLEM, assert_problem
 from tests.factories import HostFactory, ImageFactory, UserFactory, place_node
 from tests.support import fleet_snapshot, manage

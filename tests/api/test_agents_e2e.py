@@ -13,8 +13,8 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from nodes.changes import node_upgrade
 from nodes.models import Command, CommandKind, CommandStatus, Node, NodeLog, NodeState
-from nodes.services import node_upgrade
 from tests.api.gunicorn import gunicorn
 from tests.factories import HostFactory, ImageFactory, place_node
 from tests.invariants import assert_counters_exact

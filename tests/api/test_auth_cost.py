@@ -7,7 +7,7 @@ from django.contrib.auth.models import Group, Permission
 from rest_framework.test import APIClient
 
 from config.errors import ApplicationError
-from nodes.services import node_upgrade
+from nodes.changes import node_upgrade
 from tests.api.conftest import assert_problem
 from tests.factories import UserFactory, place_node
 from tokens.services import token_create, token_revoke

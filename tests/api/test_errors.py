@@ -10,7 +10,7 @@ from django.test import RequestFactory
 from rest_framework.exceptions import Throttled
 
 from config.errors import Busy
-from config.exceptions import bad_request, problem_exception_handler, server_error
+from config.http.exceptions import bad_request, problem_exception_handler, server_error
 from tests.api.conftest import assert_problem, snapshot
 
 pytestmark = pytest.mark.django_db

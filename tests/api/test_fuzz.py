@@ -19,9 +19,9 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from hosts.agent_tokens import agent_token_issue
+from nodes.changes import node_upgrade
 from nodes.models import Command
 from nodes.rollouts.models import Rollout
-from nodes.services import node_upgrade
 from tests.api.conftest import READ_PERMISSIONS
 from tests.factories import HostFactory, ImageFactory, ImagePropertyFactory, UserFactory, place_node
 from tokens.services import token_create

@@ -8,7 +8,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.query_parameters import documented_query_parameters
+from config.http.query_parameters import documented_query_parameters
 from nodes.models import Image
 from tests.api.conftest import assert_problem, snapshot
 

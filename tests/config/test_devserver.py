@@ -1,4 +1,4 @@
-"""config/devserver.py, which `make run` uses: one command starts every process, Ctrl-C stops
+"""tools/devserver.py, which `make run` uses: one command starts every process, Ctrl-C stops
 all of them (their own children included), and one process ending stops the rest."""
 
 import logging
@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from config.logging import QuietAgentPolls
+from config.http.logging import QuietAgentPolls
 from tests.support import ROOT
 
 #: How the grandchild is told apart from any process that may take its pid once it is gone.
@@ -32,7 +32,7 @@ def wait_for(condition, seconds: float = 10) -> bool:
 
 def start(*commands: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "config.devserver", *commands],
+        [sys.executable, "-m", "tools.devserver", *commands],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -9,8 +9,8 @@ import pytest
 from config.errors import HostUnavailable, InsufficientCapacity, InvalidInput, NoHostAvailable
 from hosts.models import Host
 from hosts.placement import Requirement, exclusions, no_host_detail, place
+from nodes.changes import node_create, node_delete, node_upgrade
 from nodes.models import Node
-from nodes.services import node_create, node_delete, node_upgrade
 from tests.factories import HostFactory, ImageFactory, UserFactory, place_node
 from tests.invariants import assert_counters_exact
 

@@ -11,9 +11,9 @@ from hosts.audit import host_counter_findings
 from hosts.models import CounterRepair, Host
 from hosts.repair import host_counters_repair
 from nodes.audit import node_allocation_findings
+from nodes.changes import node_upgrade
 from nodes.models import Node, NodeLog
 from nodes.repair import node_allocations_repair
-from nodes.services import node_upgrade
 from tests.factories import GiB, HostFactory, TiB, place_node
 from tests.hosts.drift import ethereum_image, set_counter, sql
 from tests.invariants import assert_counters_exact

@@ -3,7 +3,7 @@
 import pytest
 
 from nodes.audit import node_allocation_findings
-from nodes.services import node_upgrade
+from nodes.changes import node_upgrade
 from tests.factories import GiB, HostFactory, place_node
 from tests.hosts.drift import canonical, drifted_nodes, ethereum_image, fleet, node, set_config, sql
 

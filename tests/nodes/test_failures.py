@@ -6,8 +6,8 @@ import pytest
 from django.db import DatabaseError, connection
 
 from config.errors import Busy
+from nodes.changes import node_create, node_delete, node_upgrade
 from nodes.models import Command, Node
-from nodes.services import node_create, node_delete, node_upgrade
 from tests.factories import HostFactory, ImageFactory, ImagePropertyFactory, place_node
 from tests.invariants import assert_counters_exact
 from tests.support import fleet_snapshot, host_lock_held
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def failing_at(prefix):
     """An execute wrapper that makes the database refuse the first statement starting with `prefix`
-    (for writers whose writes are one statement each: tests/nodes/test_lifecycle_failures.py)."""
+    (for writers whose writes are one statement each: tests/nodes/agent/test_lifecycle_failures.py)."""
 
     def wrapper(execute, sql, params, many, context):
         if sql.startswith(prefix):
@@ -31,7 +31,7 @@ def failing_at(prefix):
 def refused_at(operation: str, table: str):
     """Makes the database refuse every `operation` (INSERT, UPDATE or DELETE) of a row of `table`:
     a trigger raises, whichever statement carries the write (on PostgreSQL the upgrade's writes
-    are parts of one statement, config.statements.write_together)."""
+    are parts of one statement, config.db.statements.write_together)."""
     with connection.cursor() as cursor:
         cursor.execute(
             "CREATE OR REPLACE FUNCTION test_injected_failure() RETURNS trigger LANGUAGE plpgsql AS "

@@ -9,8 +9,8 @@ import pytest
 from django.db import connection, connections
 
 from config.errors import Busy
+from nodes.changes import node_upgrade
 from nodes.models import Command, Node, NodeLog
-from nodes.services import node_upgrade
 from tests.factories import HostFactory, ImageFactory, place_node
 from tests.invariants import assert_counters_exact
 from tests.support import ROOT, fleet_snapshot, subprocess_env
@@ -24,7 +24,7 @@ HANGING_UPGRADE = """
 import sys, time, django
 django.setup()
 from django.db import connection
-from nodes.services import node_upgrade
+from nodes.changes import node_upgrade
 
 def hang_after_counters(execute, sql, params, many, context):
     result = execute(sql, params, many, context)

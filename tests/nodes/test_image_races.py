@@ -10,12 +10,13 @@ from django.core.exceptions import ValidationError
 from django.db import connection, connections
 
 import hosts.repair
-import nodes.services
+import nodes.changes.create
+import nodes.changes.upgrade
 from hosts.models import Host
 from hosts.repair import host_counters_repair
 from nodes.audit import node_allocation_findings
+from nodes.changes import node_create, node_upgrade
 from nodes.models import Image, Node
-from nodes.services import node_create, node_upgrade
 from tests.factories import GiB, HostFactory, ImageFactory, place_node
 from tests.invariants import assert_counters_exact
 
@@ -87,7 +88,7 @@ def test_requirements_changed_during_the_first_placement_wait_for_it_and_are_the
     image = ImageFactory(min_cpu_cores=2, min_memory_bytes=8 * GiB)
     # Between reading the image and writing the node, support staff raise its requirements.
     competitor = compete_inside(
-        monkeypatch, nodes.services, "full_config", lambda: change_requirements(image.pk, min_cpu_cores=6)
+        monkeypatch, nodes.changes.create, "full_config", lambda: change_requirements(image.pk, min_cpu_cores=6)
     )
 
     node = node_create(name="first", host_id=host.pk, image_id=image.pk).node
@@ -106,7 +107,7 @@ def test_an_image_deleted_during_an_upgrade_to_it_waits_and_is_then_refused(monk
     node = place_node(host=HostFactory(), image=old)
     # Between the upgrade's locked read and its write (the counter deltas are computed first).
     competitor = compete_inside(
-        monkeypatch, nodes.services, "host_counters_increments", lambda: Image.objects.get(pk=new.pk).delete()
+        monkeypatch, nodes.changes.upgrade, "host_counters_increments", lambda: Image.objects.get(pk=new.pk).delete()
     )
 
     node_upgrade(node_id=node.pk, image_id=new.pk)  # on today's main: IntegrityError at COMMIT (a 500)
@@ -120,7 +121,7 @@ def test_an_image_deleted_during_an_upgrade_to_it_waits_and_is_then_refused(monk
 def test_an_image_deleted_during_a_create_on_it_waits_and_is_then_refused(monkeypatch):
     image = ImageFactory()
     competitor = compete_inside(
-        monkeypatch, nodes.services, "full_config", lambda: Image.objects.get(pk=image.pk).delete()
+        monkeypatch, nodes.changes.create, "full_config", lambda: Image.objects.get(pk=image.pk).delete()
     )
 
     node_create(name="first", host_id=HostFactory().pk, image_id=image.pk)
@@ -155,7 +156,7 @@ def test_a_repair_dry_run_reads_counters_and_nodes_from_one_moment(monkeypatch):
 def test_a_host_deleted_during_a_create_on_it_waits_and_is_then_refused(monkeypatch):
     host = HostFactory()
     delete_host = lambda: Host.objects.get(pk=host.pk).delete()  # noqa: E731
-    competitor = compete_inside(monkeypatch, nodes.services, "full_config", delete_host)
+    competitor = compete_inside(monkeypatch, nodes.changes.create, "full_config", delete_host)
 
     node_create(name="first", host_id=host.pk, image_id=ImageFactory().pk)
     competitor.join()

@@ -1,6 +1,6 @@
 import pytest
 
-from nodes.services import node_upgrade
+from nodes.changes import node_upgrade
 from tests.factories import HostFactory, ImageFactory, place_node
 
 

@@ -17,7 +17,7 @@ from config.errors import ApplicationError
 from config.text import escape_unprintable
 from config.units import RESOURCES, human_amount
 from hosts.models import Source
-from nodes.admin_forms import requirements
+from nodes.admin.forms import requirements
 from nodes.api.serializers import ImageCreatedSerializer
 from nodes.images import image_create
 from nodes.models import Image

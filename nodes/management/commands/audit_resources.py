@@ -15,9 +15,9 @@ from django.core.management.base import BaseCommand, CommandError
 from hosts.audit import CapacityWarning, HostFinding, host_audit, host_count
 from hosts.audit_record import audit_run_record, database_is_read_only
 from hosts.models import Source
+from nodes.agent.overdue import overdue_warnings
 from nodes.audit import node_allocation_findings, node_count
 from nodes.management.audit_cli import JsonDocument, finding_json, finding_line, host_scope
-from nodes.overdue import overdue_warnings
 
 logger = logging.getLogger("nodes.audit")
 

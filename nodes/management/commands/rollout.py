@@ -14,8 +14,8 @@ from hosts.audit import hosts_by_id_or_name
 from nodes.rollouts.api import RolloutPlanSerializer, RolloutSerializer
 from nodes.rollouts.models import RolloutNode
 from nodes.rollouts.plan import Plan, rollout_plan, selection_check
-from nodes.rollouts.selectors import rollout_by_id
-from nodes.rollouts.services import ROLLOUT_CONTROLS, rollout_counts, rollout_create
+from nodes.rollouts.selectors import rollout_by_id, rollout_counts
+from nodes.rollouts.services import ROLLOUT_CONTROLS, rollout_create
 from nodes.selectors import image_by_id_or_label, node_by_id_or_name
 
 

@@ -11,10 +11,10 @@ from tqdm import tqdm
 
 from hosts.locks import lock_hosts
 from hosts.models import COUNTER_OF_RESOURCE, Host
+from nodes.changes import image_spec
 from nodes.demo import ensure_catalogue, host_capacity, node_config, other_values
 from nodes.models import Node
 from nodes.resources import Resources, required_allocation
-from nodes.services import image_spec
 
 HOSTS_PER_BATCH = 100
 

@@ -1,5 +1,5 @@
 """manage.py simulate_agents: simulated host agents for the demo (`make run`) and end-to-end
-tests — real HTTP clients of /api/v1/agent/ (SPEC §9; nodes/simulator.py).
+tests — real HTTP clients of /api/v1/agent/ (SPEC §9; nodes/agent/simulator.py).
 
 Run beside the app (same database), it first issues a fresh agent token for every host it plays
 (which revokes the host's previous token), then talks to the server over HTTP only. It stops
@@ -19,7 +19,7 @@ from config.errors import NotFound
 from hosts.agent_tokens import agent_token_issue
 from hosts.audit import hosts_by_id_or_name
 from hosts.models import Host
-from nodes.simulator import AgentFleet, Behaviour, SimulatedAgent
+from nodes.agent.simulator import AgentFleet, Behaviour, SimulatedAgent
 
 #: The outcome counts the closing summary lists, in this order.
 TALLY_ORDER = ("polls", "acked", "succeeded", "failed", "rolled_back", "retry_later", "dropped")

@@ -1,7 +1,7 @@
 """manage.py totp_enrol USERNAME: gives a staff user an authenticator (TOTP, django-otp) and
 prints its secret once: a QR code to scan on a terminal, and the otpauth:// URL and key.
 
-From the next login on, the admin asks that user for the app's 6-digit code (config.admin_site)."""
+From the next login on, the admin asks that user for the app's 6-digit code (config.staff.admin_site)."""
 
 import sys
 from base64 import b32encode

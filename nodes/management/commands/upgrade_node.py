@@ -11,8 +11,8 @@ from config.errors import ApplicationError
 from config.text import escape_unprintable
 from config.units import RESOURCE_LABELS, human_amount
 from hosts.models import COUNTER_OF_RESOURCE, Source
+from nodes.changes import UpgradeOutcome, node_upgrade, node_upgrade_plan
 from nodes.selectors import image_by_id_or_label, node_by_id_or_name
-from nodes.services import UpgradeOutcome, node_upgrade, node_upgrade_plan
 
 
 def _allocation_lines(outcome: UpgradeOutcome) -> list[str]:

@@ -23,7 +23,7 @@ django.setup()
 from django.core.management import call_command  # noqa: E402
 from django.db import transaction  # noqa: E402
 
-import nodes.services  # noqa: E402
+import nodes.changes.upgrade  # noqa: E402
 from nodes.rollouts import services  # noqa: E402
 
 POINT, NTH = sys.argv[1], int(sys.argv[2])
@@ -51,7 +51,7 @@ def wrap(module, name, after):
 
 
 if POINT == "inside_upgrade":
-    wrap(nodes.services, "_write_upgrade", lambda result, a, k: reached() and die())
+    wrap(nodes.changes.upgrade, "_write_upgrade", lambda result, a, k: reached() and die())
 elif POINT == "before_row_moves":
     wrap(services, "node_upgrade", lambda result, a, k: reached() and die())
 elif POINT == "after_upgrade_commit":

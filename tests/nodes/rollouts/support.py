@@ -5,7 +5,7 @@ from django_tasks.base import TaskResultStatus
 from django_tasks_db.management.commands.db_worker import Worker
 from django_tasks_db.models import DBTaskResult
 
-from nodes.lifecycle import command_result
+from nodes.agent.lifecycle import command_result
 from nodes.models import Command, CommandKind, CommandStatus, Node
 from nodes.rollouts.models import Rollout, RolloutNode
 from tests.factories import place_node

@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from config.errors import InvalidState
+from nodes.changes import node_delete, node_upgrade
 from nodes.models import Command, CommandKind, Node, NodeLog
 from nodes.rollouts.models import ACTIVE_STATES, TRANSITIONS, Rollout, RolloutNode, RolloutState
 from nodes.rollouts.plan import selection_check
@@ -20,7 +21,6 @@ from nodes.rollouts.services import (
     rollout_resume,
     rollout_start,
 )
-from nodes.services import node_delete, node_upgrade
 from tests.factories import GiB, HostFactory, ImageFactory, TiB, UserFactory
 from tests.invariants import assert_counters_exact
 from tests.nodes.rollouts.support import answer, drive, ready_tasks, rows, running_node, work
