@@ -204,6 +204,15 @@ class HostWriteSerializer(StrictInputSerializer):
     scheduling = StrictChoiceField(choices=Scheduling.choices, required=False)
 
 
+class HostChangeSerializer(HostWriteSerializer):
+    """PATCH of a host: any of its writable fields, each optional (§11)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():
+            field.required = False
+
+
 class ImagePropertyCreateSerializer(StrictInputSerializer):
     key = StrictCharField(max_length=ImageProperty._meta.get_field("key").max_length)
     default_value = StrictCharField(

@@ -20,6 +20,7 @@ from nodes.api.filters import NodeFilter
 from nodes.api.permissions import ModelReadPermission, check_force, model_permission, read_permission
 from nodes.api.serializers import (
     HeadroomSerializer,
+    HostChangeSerializer,
     HostSerializer,
     HostWriteSerializer,
     HostWrittenSerializer,
@@ -107,11 +108,11 @@ class HostViewSet(FleetReadViewSet):
         summary="Change a host's name, capacity, reserve, ratios, slots, region or scheduling",
         description="Takes the host's row lock. Allowed even when the host ends over-allocated: "
         "`over_allocated` then names each resource above allocatable (`node_count`: past max_nodes).",
-        request=HostWriteSerializer(partial=True),
+        request=HostChangeSerializer,
         responses={200: HostWrittenSerializer, **problems(400, 401, 403, 404, 411, 413, 415, 503)},
     )
     def partial_update(self, request, pk):
-        serializer = HostWriteSerializer(data=request.data, partial=True)
+        serializer = HostChangeSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         written = host_update(host_id=pk, values=serializer.validated_data, actor=request.user, source=Source.API)
         return Response(HostWrittenSerializer(written).data)

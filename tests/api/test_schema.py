@@ -84,7 +84,7 @@ def test_every_operation_documents_its_errors_as_problem_details(client):
 def test_request_bodies_refuse_unknown_properties_and_type_ids_as_uuid_strings(client):
     schemas = client.get("/api/v1/schema/?format=json").json()["components"]["schemas"]
 
-    for name in ("NodeCreate", "NodeUpgrade", "HostWrite", "PatchedHostWrite", "PlacementPlanInput", "PlacementInput"):
+    for name in ("NodeCreate", "NodeUpgrade", "HostWrite", "HostChange", "PlacementPlanInput", "PlacementInput"):
         assert schemas[name]["additionalProperties"] is False, name
     assert schemas["NodeUpgrade"]["properties"]["image_id"] == {"type": "string", "format": "uuid"}
     assert schemas["NodeUpgrade"]["properties"]["dry_run"]["type"] == "boolean"
@@ -93,6 +93,7 @@ def test_request_bodies_refuse_unknown_properties_and_type_ids_as_uuid_strings(c
     assert "host_id" not in schemas["NodeCreate"].get("required", [])
     assert not {"node_count", "node_cpu_cores", "allocatable_cpu_cores"} & set(schemas["HostWrite"]["properties"])
     assert set(schemas["HostWrite"]["required"]) == {"name", "cpu_cores", "memory_bytes", "disk_bytes"}
+    assert "required" not in schemas["HostChange"]  # a PATCH names what it changes
 
 
 def test_the_docs_page_is_served_from_local_static_files(client):
