@@ -60,6 +60,7 @@ bench: venv
 	$(BIN)/python -u bench/auth_cost.py
 	$(BIN)/python -u bench/rollout_throughput.py
 	$(BIN)/python -u bench/outside_writes.py
+	$(BIN)/python -u bench/placement_throughput.py
 
 ## Known vulnerabilities in the installed dependencies (pip-audit, PyPI's data). Exit 0 clean,
 ## 1 vulnerable, 3 when it could not audit (index unreachable, or versions it does not know).

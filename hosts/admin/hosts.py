@@ -17,7 +17,7 @@ from django.utils.html import format_html
 from django.utils.timesince import timesince
 
 from config.formats import human_datetime
-from config.units import RESOURCES, human_bytes, human_cores
+from config.units import RESOURCES, human_amount, human_bytes, human_cores
 from hosts.admin.helpers import (
     LargeTableAdmin,
     PagedChangeList,
@@ -31,6 +31,7 @@ from hosts.admin.outside import cause_lines, causes_html
 from hosts.admin.repairs import change_rows, counter_amount, repair_level, repair_summary, report_rows
 from hosts.agent_tokens import agent_token_issue
 from hosts.audit import EXPECTED, HostFinding, host_counter_findings, hosts_with_expected
+from hosts.capacity import ALLOCATABLE, allocatable, over_allocated_q
 from hosts.models import COUNTER_FIELDS, COUNTER_OF_RESOURCE, CounterRepair, Host, Source
 from hosts.presence import NO_AGENT, OFFLINE, agent_presence, offline_condition
 from hosts.repair import host_counters_repair
@@ -62,7 +63,8 @@ class DriftFilter(admin.SimpleListFilter):
 
 
 def _over_capacity() -> Q:
-    return Q(*(Q(**{f"{COUNTER_OF_RESOURCE[name]}__gt": F(name)}) for name in RESOURCES), _connector=Q.OR)
+    """Over allocatable or past max_nodes (hosts.capacity, the audit's rule)."""
+    return over_allocated_q()
 
 
 class OverCapacityFilter(admin.SimpleListFilter):
@@ -96,10 +98,10 @@ class AgentFilter(admin.SimpleListFilter):
 
 
 def utilisation(resource: str):
-    """How full a host is of one resource, used / capacity (NULL without capacity: sorts last):
-    the usage columns sort by it. The one place to change what "full" is measured against."""
+    """How full a host is of one resource, used / allocatable (§11; NULL without allocatable:
+    sorts last): the usage columns sort by it, as the bars are drawn against allocatable."""
     used = Cast(F(COUNTER_OF_RESOURCE[resource]), FloatField())
-    return ExpressionWrapper(used / NullIf(F(resource), 0), output_field=FloatField())
+    return ExpressionWrapper(used / NullIf(F(ALLOCATABLE[resource]), 0), output_field=FloatField())
 
 
 def seen_text(moment) -> str:
@@ -128,12 +130,13 @@ def agent_badge(host: Host):
 
 
 def _usage(host: Host, resource: str):
-    used, capacity = getattr(host, COUNTER_OF_RESOURCE[resource]), getattr(host, resource)
+    """Used against allocatable (§11), the physical size in the tooltip."""
+    used, capacity = getattr(host, COUNTER_OF_RESOURCE[resource]), allocatable(host, resource)
     if resource == "cpu_cores":
         text = f"{used} / {human_cores(capacity)}"
     else:
         text = f"{human_bytes(used)} / {human_bytes(capacity)}"
-    return usage_bar(used, capacity, text)
+    return usage_bar(used, capacity, text, physical=human_amount(resource, getattr(host, resource)))
 
 
 def _drift_details(host: Host) -> str:

@@ -21,7 +21,7 @@ def uninstall(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("hosts", "0005_source_rollout"),
+        ("hosts", "0006_capacity_model"),
         ("nodes", "0001_initial"),  # the node table the trigger watches
     ]
 
