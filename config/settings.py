@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "hosts",
     "nodes",
     "tokens",
+    "config.throttles",  # the throttles' shared counts (one table)
     # After nodes: nodes' `db_worker` (recovery, then the library's worker) overrides theirs.
     "django_tasks",
     "django_tasks_db",
@@ -125,22 +126,30 @@ AUTO_UPGRADE_START = env.bool("AUTO_UPGRADE_START", default=False)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Logins (docs/operations.md "Logins"). django-axes counts failed logins per username and per
-# client address (REMOTE_ADDR) in the database, so every gunicorn worker sees them, and locks
-# either out after AXES_FAILURE_LIMIT failures for AXES_COOLOFF_MINUTES (429 with a message).
+# Logins (docs/operations.md "Logins"; config/staff/login_lockout.py). django-axes counts failed
+# logins in the database, so every gunicorn worker sees them. AXES_FAILURE_LIMIT failures of one
+# username from one client address (REMOTE_ADDR, or NUM_PROXIES' entry) lock that pair out, and
+# AXES_ADDRESS_FAILURE_LIMIT failures from one address (any usernames) the address, for
+# AXES_COOLOFF_MINUTES (429 with a message). A username is never locked out from every address
+# (anyone could lock out anyone): past AXES_FAILURE_LIMIT failures its attempts are slowed
+# down, LOGIN_SLOWDOWN_SECONDS doubling per failure up to LOGIN_SLOWDOWN_MAX_SECONDS.
 AUTHENTICATION_BACKENDS = [
-    "config.staff.auth_backends.LockoutBackend",  # django-axes
+    "config.staff.auth_backends.LockoutBackend",  # django-axes, then the slowdown
     "django.contrib.auth.backends.ModelBackend",
 ]
+AXES_HANDLER = "config.staff.login_lockout.LockoutHandler"
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_ADDRESS_FAILURE_LIMIT = env.int("AXES_ADDRESS_FAILURE_LIMIT", default=30)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=30))
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+LOGIN_SLOWDOWN_SECONDS = env.float("LOGIN_SLOWDOWN_SECONDS", default=1.0)
+LOGIN_SLOWDOWN_MAX_SECONDS = env.float("LOGIN_SLOWDOWN_MAX_SECONDS", default=8.0)
 AXES_RESET_ON_SUCCESS = True
 AXES_ENABLE_ACCESS_FAILURE_LOG = True  # every failure, kept for the admin (Axes > Access failures)
 AXES_LOCKOUT_TEMPLATE = "admin/nf_locked_out.html"
 # The client address as the API sees it: NUM_PROXIES (below) says how many X-Forwarded-For
 # entries to trust, so a client behind the proxy is locked out, not the proxy.
-AXES_CLIENT_IP_CALLABLE = "tokens.failures.client_ip"
+AXES_CLIENT_IP_CALLABLE = "config.throttles.failures.client_ip"
 AXES_VERBOSE = False  # config.staff.logins logs every failure and lockout (with the request id)
 # Time-based one-time passwords (django-otp): staff who enrolled a device give its code at
 # login; with ADMIN_REQUIRE_2FA, a superuser without a verified device is refused the admin.
@@ -297,6 +306,12 @@ NODE_PROPERTY_VALUE_MAX_LENGTH = env.int("NODE_PROPERTY_VALUE_MAX_LENGTH", defau
 # API writes per user (DRF rate: "600/min"; empty for no limit), counted in CACHES["default"].
 API_WRITE_THROTTLE_RATE = env.str("API_WRITE_THROTTLE_RATE", default="600/min")
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+# Where the throttles (API writes, failed authentications) count (config.throttles.rates): in the database
+# the app already has, so every worker and every app server shares each count; or, when
+# CACHE_URL names a shared cache (Redis, memcached), there. Either way one atomic count per hit.
+RATE_COUNTS = env.str("RATE_COUNTS", default="cache" if env.str("CACHE_URL", default="") else "database")
+if RATE_COUNTS not in {"database", "cache"}:
+    raise ImproperlyConfigured("RATE_COUNTS must be database or cache.")
 
 # Host agents (SPEC §9), in seconds: a command `pending` longer than AGENT_ACK_TIMEOUT (since it
 # was created, or since its retry_later's not_before) or `acked` longer than AGENT_RESULT_TIMEOUT
