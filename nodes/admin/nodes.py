@@ -32,6 +32,7 @@ from nodes.admin.display import (
     state_badge,
 )
 from nodes.admin.forms import NodeCreateForm, UpgradeImageForm
+from nodes.admin.search import CountFromFirstPage
 from nodes.admin.views import fleet_audit_view
 from nodes.changes import node_create, node_delete
 from nodes.models import Command, CommandStatus, Image, Node, NodeLog, NodeState
@@ -49,7 +50,7 @@ TIMELINE_ROWS = 20
 
 
 @admin.register(Node)
-class NodeAdmin(LargeTableAdmin):
+class NodeAdmin(CountFromFirstPage, LargeTableAdmin):
     list_display = ["name", "host_link", "image", "protocol", "allocation", "state_column"]
     list_select_related = ["host", "image"]
     list_filter = [HostFilter, ProtocolFilter, "image", "state", OverdueFilter]
