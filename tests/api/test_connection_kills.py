@@ -5,7 +5,7 @@ connection pool. Clients see only 200, 409 and 503 (never another 5xx, never a h
 request succeeds, and afterwards every host's counters equal its nodes' sums, with one history
 entry and one command per success."""
 
-import json
+import http.client
 import os
 import random
 import signal
@@ -19,7 +19,7 @@ import pytest
 from django.db import connection
 
 from nodes.models import Command, NodeLog
-from tests.api.gunicorn import gunicorn
+from tests.api.gunicorn import gunicorn, post_json
 from tests.factories import HostFactory, ImageFactory, UserFactory, place_node
 from tests.invariants import assert_counters_exact
 from tokens.services import token_create
@@ -35,20 +35,10 @@ CONFIGURATIONS = {
 
 
 def post(url: str, token: str, body: dict) -> int:
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(body).encode(),
-        method="POST",
-        headers={"Authorization": f"Token {token}", "Content-Type": "application/json"},
-    )
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            response.read()
-            return response.status
-    except urllib.error.HTTPError as error:
-        return error.code
-    except (ConnectionError, urllib.error.URLError):
-        return 0  # the worker serving it was killed: no answer (the client retries)
+        return post_json(url, token, body)[0]
+    except (ConnectionError, http.client.HTTPException, urllib.error.URLError):
+        return 0  # the worker serving it was killed: no answer (the client goes on)
 
 
 def app_backends() -> list[int]:
