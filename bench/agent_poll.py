@@ -178,7 +178,11 @@ def main():
         results = measure_results(port, busy_token, ids, args.clients, args.client_threads)
     finally:
         server.terminate()
-        server.wait(10)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:  # a loaded machine: the figures are measured, keep them
+            server.kill()
+            server.wait()
 
     print(
         f"fleet: {args.hosts} hosts x {args.nodes_per_host} nodes; gunicorn {args.workers} workers; wrk "

@@ -114,10 +114,24 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
         f"-c lock_timeout={DB_LOCK_TIMEOUT_MS} -c jit=off -c nodefleet.app=1"
     )
+    # Server-side binding (issue 22, docs/performance.md "Connections"): parameters travel apart
+    # from the SQL, so psycopg prepares a statement after a connection has run it
+    # DB_PREPARE_THRESHOLD times and PostgreSQL parses and plans it once per connection.
+    if env.bool("DB_SERVER_SIDE_BINDING", default=False):
+        DATABASES["default"]["OPTIONS"]["server_side_binding"] = True
+        DATABASES["default"]["OPTIONS"]["prepare_threshold"] = env.int("DB_PREPARE_THRESHOLD", default=5)
+    # Django's connection pool (psycopg_pool) in place of one kept connection per thread: a
+    # connection goes back to the pool at the end of each request (CONN_MAX_AGE must be 0).
+    if env.bool("DB_POOL", default=False):
+        DATABASES["default"]["OPTIONS"]["pool"] = {
+            "min_size": env.int("DB_POOL_MIN_SIZE", default=2),
+            "max_size": env.int("DB_POOL_MAX_SIZE", default=8),
+            "timeout": env.float("DB_POOL_TIMEOUT", default=10),
+        }
 #: The database role Nodefleet connects as, whose writes the outside-write triggers never record
 #: (§13; empty: only the startup mark above). `manage.py migrate` reinstalls the triggers when it changes.
 OUTSIDE_WRITES_APP_ROLE = env.str("OUTSIDE_WRITES_APP_ROLE", default="")
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_MAX_AGE"] = 0 if env.bool("DB_POOL", default=False) else env.int("CONN_MAX_AGE", default=60)
 # A kept connection is checked (`SELECT 1`, one round trip) at the first query of each request, so
 # one that died (a database restart or failover) is replaced instead of failing the request.
 # That is one statement of an API write's six (docs/performance.md); off, a dead connection

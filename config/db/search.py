@@ -26,3 +26,24 @@ def trigram_index(table: str, column: str) -> migrations.RunPython:
             schema_editor.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"')
 
     return migrations.RunPython(forwards, backwards, elidable=False)
+
+
+def trigram_index_without_pending_list(table: str, column: str) -> migrations.RunPython:
+    """A migration operation turning off GIN's fast update on the index (issue 22): with it on,
+    new rows wait in a pending list of up to gin_pending_list_limit (4 MB) that every search
+    reads through in full, besides the index, until a vacuum merges it; the list is merged now.
+    Inserts then update the index at once (a node create is one row)."""
+    name = index_name(table, column)
+
+    def forwards(apps, schema_editor):
+        if schema_editor.connection.vendor == "postgresql":
+            schema_editor.execute(f'ALTER INDEX IF EXISTS "{name}" SET (fastupdate = off)')
+            schema_editor.execute(
+                f"SELECT gin_clean_pending_list(to_regclass('{name}')) WHERE to_regclass('{name}') IS NOT NULL"
+            )
+
+    def backwards(apps, schema_editor):
+        if schema_editor.connection.vendor == "postgresql":
+            schema_editor.execute(f'ALTER INDEX IF EXISTS "{name}" RESET (fastupdate)')
+
+    return migrations.RunPython(forwards, backwards, elidable=False)

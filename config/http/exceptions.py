@@ -100,7 +100,8 @@ def application_error(exc: Exception) -> errors.ApplicationError | None:
     return None
 
 
-def _headers(exc: Exception, error: errors.ApplicationError) -> dict[str, str]:
+def problem_headers(exc: Exception, error: errors.ApplicationError) -> dict[str, str]:
+    """WWW-Authenticate and Retry-After, where the error has them."""
     headers = {}
     if getattr(exc, "auth_header", None):
         headers["WWW-Authenticate"] = exc.auth_header
@@ -125,7 +126,7 @@ def problem_exception_handler(exc: Exception, context: dict) -> Response | None:
         # the schema view would otherwise come out as YAML, of the docs page as HTML).
         request.accepted_renderer, request.accepted_media_type = JSONRenderer(), PROBLEM_CONTENT_TYPE
     return Response(
-        error.as_problem(), status=error.status, headers=_headers(exc, error), content_type=PROBLEM_CONTENT_TYPE
+        error.as_problem(), status=error.status, headers=problem_headers(exc, error), content_type=PROBLEM_CONTENT_TYPE
     )
 
 

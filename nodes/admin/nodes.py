@@ -35,6 +35,7 @@ from nodes.admin.display import (
     state_badge,
 )
 from nodes.admin.forms import NodeCreateForm, UpgradeImageForm
+from nodes.admin.search import CountFromFirstPage
 from nodes.admin.views import fleet_audit_view
 from nodes.changes import node_create, node_delete
 from nodes.models import Command, CommandStatus, Image, Node, NodeLog, NodeState
@@ -72,7 +73,7 @@ class RolloutFilter(admin.SimpleListFilter):
 
 
 @admin.register(Node)
-class NodeAdmin(LargeTableAdmin):
+class NodeAdmin(CountFromFirstPage, LargeTableAdmin):
     list_display = ["name", "host_link", "image", "protocol", "allocation", "state_column"]
     list_select_related = ["host", "image"]
     list_filter = [HostFilter, ProtocolFilter, "image", "state", OverdueFilter, RolloutFilter]

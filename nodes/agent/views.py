@@ -8,9 +8,9 @@ from rest_framework.views import APIView
 from config.http.openapi import problems
 from nodes.agent.authentication import AgentTokenAuthentication, IsHostAgent, agent_seen
 from nodes.agent.lifecycle import command_ack, command_result
+from nodes.agent.poll import plain_poll, poll_answer
 from nodes.agent.serializers import (
     AgentCommandListSerializer,
-    AgentCommandSerializer,
     CommandResultSerializer,
     CommandSerializer,
     EmptyBodySerializer,
@@ -35,6 +35,12 @@ class AgentView(APIView):
 
 
 class AgentCommandsView(AgentView):
+    """Serves what the plain poll (nodes.agent.poll) hands over, and documents the endpoint."""
+
+    @classmethod
+    def as_view(cls, **initkwargs):
+        return plain_poll(super().as_view(**initkwargs))
+
     @extend_schema(
         summary="The host's open commands (agent)",
         description="`pending` or `acked` commands of the token's host whose `not_before` has passed, "
@@ -44,7 +50,7 @@ class AgentCommandsView(AgentView):
     )
     def get(self, request):
         agent_seen(self.host)
-        return Response({"results": AgentCommandSerializer(request.user.commands, many=True).data})
+        return Response(poll_answer(request.user.commands))
 
 
 class AgentCommandAckView(AgentView):

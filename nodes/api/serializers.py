@@ -446,7 +446,8 @@ class UpgradePlanSerializer(UpgradeSerializer):
     its host as it would be after, and `would_apply`, `fits` and `error` (what applying would do)."""
 
     # This one schema documents both answers, so fits and error are not read-only (read-only
-    # fields are marked required in the schema), and UpgradeSerializer renders the applied one.
+    # fields are marked required in the schema), and UpgradeSerializer (rendered as
+    # nodes.api.answers.upgrade_answer) the applied one.
 
     would_apply = serializers.BooleanField(
         required=False, help_text="dry_run only. Whether applying the upgrade now would succeed (error is null)."

@@ -10,12 +10,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.errors import NotFound
+from config.http.answers import json_answer
 from config.http.api import StrictCursorPagination
 from config.http.openapi import problems
 from hosts.models import Host, Source
 from hosts.services import host_create, host_update
 from nodes.agent.lifecycle import command_cancel
 from nodes.agent.serializers import CommandSerializer, EmptyBodySerializer
+from nodes.api.answers import node_answer, upgrade_answer
 from nodes.api.filters import NodeFilter
 from nodes.api.permissions import ModelReadPermission, check_force, model_permission, read_permission
 from nodes.api.serializers import (
@@ -34,7 +36,6 @@ from nodes.api.serializers import (
     PlacementPlanInputSerializer,
     PlacementPlanSerializer,
     UpgradePlanSerializer,
-    UpgradeSerializer,
 )
 from nodes.changes import (
     image_headroom,
@@ -211,9 +212,10 @@ class NodeViewSet(FleetReadViewSet):
             data["placement"] = dict(data["placement"])
         change = node_create(**data, actor=request.user, source=Source.API)
         location = request.build_absolute_uri(reverse("node-detail", args=[change.node.pk]))
-        return Response(
-            NodeSerializer(change.node).data, status=status.HTTP_201_CREATED, headers={"Location": location}
-        )
+        return json_answer(node_answer(change.node), status=status.HTTP_201_CREATED, headers={"Location": location})
+
+    def retrieve(self, request, pk):
+        return json_answer(node_answer(self.get_object()))
 
     @extend_schema(
         summary="Plan where nodes would be placed (nothing is written)",
@@ -242,7 +244,7 @@ class NodeViewSet(FleetReadViewSet):
         node = self.get_object()
         nodes_auto_upgrade_set(node_ids=[node.pk], auto_upgrade=serializer.validated_data["auto_upgrade"])
         node.refresh_from_db()
-        return Response(NodeSerializer(node).data)
+        return json_answer(node_answer(node))
 
     @extend_schema(
         summary="Delete a node",
@@ -273,7 +275,7 @@ class NodeViewSet(FleetReadViewSet):
         outcome = node_upgrade(
             node_id=pk, image_id=data["image_id"], force=data["force"], actor=request.user, source=Source.API
         )
-        return Response(UpgradeSerializer(outcome).data)
+        return json_answer(upgrade_answer(outcome))  # UpgradeSerializer's shape, without DRF's fields
 
 
 class CommandCancelView(APIView):

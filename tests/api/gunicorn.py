@@ -1,6 +1,7 @@
 """Serving the app under gunicorn for a test: production settings against the test database,
 bound to a free port on 127.0.0.1, stopped (with its workers) when the test ends."""
 
+import json
 import os
 import signal
 import socket
@@ -100,3 +101,18 @@ def gunicorn(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def post_json(url: str, token: str, body: dict) -> tuple[int, dict]:
+    """POST `body` with a user token; the status and the JSON answer, errors included."""
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Authorization": f"Token {token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as error:
+        return error.code, json.load(error)

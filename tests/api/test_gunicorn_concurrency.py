@@ -2,37 +2,21 @@
 upgrading the nodes of one host back and forth. Only 200/409/503 answers, and afterwards every
 host's counters equal its nodes' sums, with one history entry and one command per success."""
 
-import json
 import random
 import threading
-import urllib.error
-import urllib.request
 from collections import Counter
 
 import pytest
 
 from nodes.models import Command, NodeLog
 from tests.api.gunicorn import gunicorn
+from tests.api.gunicorn import post_json as post
 from tests.factories import HostFactory, ImageFactory, UserFactory, place_node
 from tests.invariants import assert_counters_exact
 from tokens.services import token_create
 
 CLIENTS = 16
 REQUESTS_PER_CLIENT = 32  # 512 in all
-
-
-def post(url: str, token: str, body: dict) -> tuple[int, dict]:
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(body).encode(),
-        method="POST",
-        headers={"Authorization": f"Token {token}", "Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as error:
-        return error.code, json.load(error)
 
 
 @pytest.mark.slow

@@ -1,0 +1,112 @@
+"""The hot answers rendered without DRF (nodes.api.answers, nodes.agent.poll): the same JSON,
+byte for byte once parsed, as the serializers that document them in the schema produce for the
+same objects; and the poll served by the plain view, its refusals as the DRF view gives them."""
+
+import json
+
+import pytest
+from django.db import connection
+from django.http import HttpResponse
+from django.test.utils import CaptureQueriesContext
+from rest_framework.renderers import JSONRenderer
+from rest_framework.test import APIClient
+
+from config.http.answers import json_answer
+from hosts.agent_tokens import agent_token_issue
+from hosts.models import Host
+from nodes.agent.poll import poll_answer
+from nodes.agent.serializers import AgentCommandListSerializer
+from nodes.api.answers import host_answer, node_answer, upgrade_answer
+from nodes.api.serializers import HostSerializer, NodeSerializer, UpgradeSerializer
+from nodes.changes import node_upgrade
+from nodes.models import Command, Node
+from tests.api.conftest import assert_problem
+from tests.factories import HostFactory, ImageFactory, place_node
+
+pytestmark = pytest.mark.django_db
+
+COMMANDS = "/api/v1/agent/commands/"
+
+
+def as_sent(data) -> object:
+    """What a client reads: through orjson for the plain dicts, DRF's renderer for serializers."""
+    return json.loads(json_answer(data).content)
+
+
+def drf_sent(data) -> object:
+    return json.loads(JSONRenderer().render(data))
+
+
+def test_the_node_and_host_answers_are_the_serializers(fleet):
+    legacy = place_node(host=fleet["host"], image=fleet["v1"], name="nœud-東京")
+    Node.objects.filter(pk=legacy.pk).update(properties=None)  # a legacy row (ConfigField: nullable)
+    for node in Node.objects.all():
+        assert as_sent(node_answer(node)) == drf_sent(NodeSerializer(node).data)
+    overcommitted = HostFactory(cpu_cores=1)
+    Host.objects.filter(pk=overcommitted.pk).update(node_cpu_cores=3)  # free capacity negative
+    for host in Host.objects.all():
+        assert as_sent(host_answer(host)) == drf_sent(HostSerializer(host).data)
+
+
+def test_the_upgrade_answer_is_the_serializers(fleet):
+    outcome = node_upgrade(node_id=fleet["node"].pk, image_id=fleet["v2"].pk)
+
+    sent = as_sent(upgrade_answer(outcome))
+
+    assert sent == drf_sent(UpgradeSerializer(outcome).data)
+    assert sent["upgrade"]["delta"]["cpu_cores"] == 2  # v1 -> v2: 2 -> 4 cores
+
+
+def test_the_poll_answer_is_the_serializers(fleet):
+    node_upgrade(node_id=fleet["node"].pk, image_id=fleet["v2"].pk)
+    commands = list(Command.objects.filter(host_id=fleet["host"].pk).order_by("created_at", "id"))
+    assert len(commands) == 3  # two creates, one upgrade
+
+    sent = as_sent(poll_answer(commands))
+
+    assert sent == drf_sent(AgentCommandListSerializer({"results": commands}).data)
+
+
+def test_the_poll_is_served_outside_drf_with_one_statement():
+    host = HostFactory()
+    place_node(host=host, image=ImageFactory(), running=False)
+    agent = APIClient()
+    agent.credentials(HTTP_AUTHORIZATION=f"Bearer {agent_token_issue(host=host)}")
+    agent.get(COMMANDS)  # records the agent as seen (a second statement, once a minute)
+
+    with CaptureQueriesContext(connection) as queries:
+        response = agent.get(COMMANDS)
+
+    assert response.status_code == 200
+    assert type(response) is HttpResponse  # not DRF's Response: the plain view answered
+    assert (response["Content-Type"], response["Allow"], response["Vary"]) == (
+        "application/json",
+        "GET, HEAD, OPTIONS",
+        "Accept",
+    )
+    assert [item["kind"] for item in response.json()["results"]] == ["node_create"]
+    assert len(queries) == 1
+
+
+@pytest.mark.parametrize("header", ["Bearer nope", "Bearer", "Token abc"])
+def test_a_refused_token_on_the_plain_poll_is_the_drf_views_401(header):
+    plain, drf = APIClient(), APIClient()
+    plain.credentials(HTTP_AUTHORIZATION=header)
+    drf.credentials(HTTP_AUTHORIZATION=header, HTTP_ACCEPT="application/json; q=0.9")  # handed to DRF
+
+    answers = [assert_problem(client.get(COMMANDS), 401, "not_authenticated") for client in (plain, drf)]
+    challenges = [client.get(COMMANDS)["WWW-Authenticate"] for client in (plain, drf)]
+
+    assert answers[0] == answers[1]
+    assert challenges == ['Bearer realm="agent"'] * 2
+
+
+def test_what_the_plain_poll_does_not_take_goes_to_drf():
+    host = HostFactory()
+    agent = APIClient()
+    agent.credentials(HTTP_AUTHORIZATION=f"Bearer {agent_token_issue(host=host)}")
+
+    assert_problem(agent.get(COMMANDS, HTTP_ACCEPT="text/html"), 406, "not_acceptable")
+    assert_problem(agent.post(COMMANDS), 405, "method_not_allowed")
+    assert agent.options(COMMANDS).status_code == 200
+    assert_problem(APIClient().get(COMMANDS), 401, "not_authenticated")
