@@ -8,5 +8,7 @@ class HostsConfig(AppConfig):
     def ready(self):
         from config.http.metrics import register_collector
         from hosts.audit_record import publish_last_audit
+        from hosts.fleet import publish_capacity
 
         register_collector(publish_last_audit)  # the last audit's gauges, set before each /metrics scrape
+        register_collector(publish_capacity)  # nodefleet_capacity from host rows, at scrape time
