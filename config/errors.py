@@ -69,6 +69,24 @@ class InsufficientCapacity(ApplicationError):
         super().__init__(detail, host=host, shortfalls=shortfalls)
 
 
+class HostUnavailable(ApplicationError):
+    """A create on a host that takes no new node (`draining`, §11)."""
+
+    code, status, title = "host_unavailable", 409, "The host takes no new nodes"
+
+    def __init__(self, detail: str, *, host: str, scheduling: str):
+        super().__init__(detail, host=host, scheduling=scheduling)
+
+
+class NoHostAvailable(ApplicationError):
+    """A placement that found no eligible host with room (§11): what it looked at and why not."""
+
+    code, status, title = "no_host_available", 409, "No host can take the node"
+
+    def __init__(self, detail: str, *, hosts_considered: int, excluded: dict[str, int]):
+        super().__init__(detail, hosts_considered=hosts_considered, excluded=excluded)
+
+
 class CounterDrift(ApplicationError):
     code, status, title = "counter_drift", 409, "Host counters disagree with its nodes"
 

@@ -342,6 +342,7 @@ SPECTACULAR_SETTINGS = {
         "RolloutNodeStatusEnum": "nodes.rollouts.models.RolloutNodeStatus",
         "RolloutStateEnum": "nodes.rollouts.models.RolloutState",
         "CommandStatusEnum": "nodes.models.CommandStatus",
+        "SchedulingEnum": "hosts.models.Scheduling",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

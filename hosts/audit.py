@@ -25,6 +25,7 @@ from django.db.models.functions import Coalesce
 
 from config.errors import NotFound
 from config.units import RESOURCES
+from hosts.capacity import ALLOCATABLE, NODE_COUNT, over_allocated_q
 from hosts.models import COUNTER_FIELDS, COUNTER_OF_RESOURCE, Host
 
 #: counter field -> the annotation holding what it should be (the COUNT or SUM of its nodes).
@@ -49,7 +50,9 @@ class HostFinding:
 
 @dataclass(frozen=True)
 class CapacityWarning:
-    """A resource whose nodes, summed, exceed the host's capacity (a warning, not drift)."""
+    """A resource whose nodes, summed, exceed the host's allocatable (§11), or whose nodes
+    outnumber its max_nodes (resource `node_count`): a warning, not drift. `capacity` is the
+    allocatable (or max_nodes) it exceeds."""
 
     host_id: uuid.UUID
     host_name: str
@@ -63,9 +66,12 @@ def _drift() -> Q:
 
 
 def _over_capacity() -> Q:
-    return Q(
-        *(Q(**{f"{EXPECTED[COUNTER_OF_RESOURCE[name]]}__gt": F(name)}) for name in RESOURCES),
-        _connector=Q.OR,
+    """Over allocatable (§11) or past max_nodes, by what the nodes sum to (hosts.capacity)."""
+    return over_allocated_q(
+        {
+            **{name: EXPECTED[counter] for name, counter in COUNTER_OF_RESOURCE.items()},
+            NODE_COUNT: EXPECTED["node_count"],
+        }
     )
 
 
@@ -127,7 +133,7 @@ def host_audit(*, host_ids: Iterable | None = None, capacity: bool = True) -> It
         _hosts_with_totals(host_ids)
         .filter(condition)
         .order_by("name")
-        .values_list("pk", "name", *COUNTER_FIELDS, *EXPECTED.values(), *RESOURCES)
+        .values_list("pk", "name", *COUNTER_FIELDS, *EXPECTED.values(), *ALLOCATABLE.values(), "max_nodes")
     )
     for pk, name, *values in rows.iterator(chunk_size=CHUNK_SIZE):
         recorded = dict(zip(COUNTER_FIELDS, values[:4], strict=True))
@@ -136,10 +142,13 @@ def host_audit(*, host_ids: Iterable | None = None, capacity: bool = True) -> It
             if recorded[counter] != expected[counter]:
                 yield HostFinding(pk, name, counter, recorded[counter], expected[counter])
         if capacity:
-            for resource, amount in zip(RESOURCES, values[8:], strict=True):
+            for resource, amount in zip(RESOURCES, values[8:11], strict=True):
                 allocated = expected[COUNTER_OF_RESOURCE[resource]]
                 if allocated > amount:
                     yield CapacityWarning(pk, name, resource, allocated, amount)
+            max_nodes = values[11]
+            if max_nodes is not None and expected["node_count"] > max_nodes:
+                yield CapacityWarning(pk, name, NODE_COUNT, expected["node_count"], max_nodes)
 
 
 def host_counter_findings(*, host_ids: Iterable | None = None) -> Iterator[HostFinding]:

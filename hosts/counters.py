@@ -11,7 +11,8 @@ from typing import Protocol
 
 from config.db.statements import add_to_row
 from config.errors import CounterDrift, InsufficientCapacity, ResourceOverflow
-from config.units import BIGINT_MAX, RESOURCE_LABELS, RESOURCES, human_amount
+from config.units import BIGINT_MAX, RESOURCES
+from hosts import capacity
 from hosts.models import COUNTER_OF_RESOURCE, Host
 
 
@@ -23,27 +24,35 @@ class Amounts(Protocol):
 
 @dataclass(frozen=True)
 class CounterCheck:
-    """The counters after a change, whether each resource fits, and the error applying raises."""
+    """The counters after a change, whether each resource fits (allocatable, §11), whether the
+    node slots do, and the error applying raises."""
 
     after: dict[str, int]
     fits: dict[str, bool]
     error: Exception | None
+    slots_fit: bool = True
+
+    @property
+    def fits_all(self) -> bool:
+        return self.slots_fit and all(self.fits.values())
 
 
 def host_counters_check(*, host: Host, delta: Amounts, node_count_delta: int, force: bool = False) -> CounterCheck:
     """Checks a change in the contract's order: below zero (`counter_drift`), above 2**63-1
-    (`resource_overflow`), capacity (`insufficient_capacity`, skipped with force). Only a
-    resource that grows must fit: shrinking is allowed even on a host already over capacity."""
+    (`resource_overflow`), capacity (`insufficient_capacity`, skipped with force) — the fit of
+    hosts.capacity: allocatable per resource and, for a create, a node slot. Only a dimension
+    that grows must fit: shrinking is allowed even on a host already over allocatable."""
     changes = {"node_count": node_count_delta}
     changes.update({COUNTER_OF_RESOURCE[name]: getattr(delta, name) for name in RESOURCES})
     after = {counter: getattr(host, counter) + change for counter, change in changes.items()}
-    fits = {
-        name: getattr(delta, name) <= 0 or after[COUNTER_OF_RESOURCE[name]] <= getattr(host, name) for name in RESOURCES
-    }
-    return CounterCheck(after=after, fits=fits, error=_first_error(host, changes, after, fits, force))
+    requested = {name: getattr(delta, name) for name in RESOURCES}
+    verdict = capacity.fits(host, requested, node_count_delta)
+    fits = {name: verdict[name] for name in RESOURCES}
+    error = _first_error(host, changes, after, requested, node_count_delta, force)
+    return CounterCheck(after=after, fits=fits, error=error, slots_fit=verdict[capacity.NODE_COUNT])
 
 
-def _first_error(host, changes, after, fits, force):
+def _first_error(host, changes, after, requested, node_count_delta, force):
     for counter, value in after.items():
         if value < 0:
             return CounterDrift(
@@ -61,21 +70,9 @@ def _first_error(host, changes, after, fits, force):
             )
     if force:
         return None
-    shortfalls = [
-        {
-            "resource": name,
-            "requested": changes[COUNTER_OF_RESOURCE[name]],
-            "available": max(getattr(host, name) - getattr(host, COUNTER_OF_RESOURCE[name]), 0),
-        }
-        for name in RESOURCES
-        if not fits[name]
-    ]
+    shortfalls = capacity.shortfalls(host, requested, node_count_delta)
     if shortfalls:
-        detail = "; ".join(
-            f"not enough {RESOURCE_LABELS[s['resource']]} on {host.name} (needs "
-            f"{human_amount(s['resource'], s['requested'])}, {human_amount(s['resource'], s['available'])} free)"
-            for s in shortfalls
-        )
+        detail = "; ".join(capacity.shortfall_text(host.name, shortfall) for shortfall in shortfalls)
         return InsufficientCapacity(detail, host=host.name, shortfalls=shortfalls)
     return None
 

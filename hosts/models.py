@@ -1,6 +1,7 @@
 """Hosts: capacity and the allocation counters that must equal the sum of their nodes."""
 
 import uuid
+from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -8,7 +9,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import connection, models, transaction
 from django.db.models import Q
 
-from config.units import BIGINT_MAX
+from config.units import BIGINT_MAX, RESOURCES
+from hosts.capacity import ALLOCATABLE, RATIO, RESERVED, allocatable_expression
 
 _amount = [MinValueValidator(0), MaxValueValidator(BIGINT_MAX)]
 
@@ -28,6 +30,31 @@ class Source(models.TextChoices):
     ROLLOUT = "rollout", "Rollout"
 
 
+class Scheduling(models.TextChoices):
+    """Whether placement may choose a host (§11)."""
+
+    AUTOMATIC = "automatic", "automatic (placement may choose it)"
+    MANUAL = "manual", "manual (only nodes that name it)"
+    DRAINING = "draining", "draining (no new nodes)"
+
+
+#: The largest allocation ratio (4 decimal places, above 0).
+RATIO_MAX = Decimal(1000)
+_ratio = [MinValueValidator(Decimal("0.0001")), MaxValueValidator(RATIO_MAX)]
+#: The host's fields a person (admin, API) may set: name, capacity, reserve, ratios, slots, placement.
+HOST_INPUT_FIELDS = (
+    "name",
+    *RESOURCES,
+    *RESERVED.values(),
+    *RATIO.values(),
+    "max_nodes",
+    "region",
+    "scheduling",
+)
+#: The fields whose change moves what a host can take (changed under its row lock).
+CAPACITY_MODEL_FIELDS = (*RESOURCES, *RESERVED.values(), *RATIO.values(), "max_nodes")
+
+
 class Host(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=200, unique=True)
@@ -35,6 +62,28 @@ class Host(models.Model):
     cpu_cores = models.BigIntegerField(validators=_amount)
     memory_bytes = models.BigIntegerField(validators=_amount)
     disk_bytes = models.BigIntegerField(validators=_amount)
+
+    # The capacity model (§11): allocatable = floor((X - reserved_X) * ratio), see hosts.capacity.
+    reserved_cpu_cores = models.BigIntegerField(default=0, validators=_amount)
+    reserved_memory_bytes = models.BigIntegerField(default=0, validators=_amount)
+    reserved_disk_bytes = models.BigIntegerField(default=0, validators=_amount)
+    cpu_allocation_ratio = models.DecimalField(max_digits=8, decimal_places=4, default=Decimal(1), validators=_ratio)
+    memory_allocation_ratio = models.DecimalField(max_digits=8, decimal_places=4, default=Decimal(1), validators=_ratio)
+    disk_allocation_ratio = models.DecimalField(max_digits=8, decimal_places=4, default=Decimal(1), validators=_ratio)
+    allocatable_cpu_cores = models.GeneratedField(
+        expression=allocatable_expression("cpu_cores"), output_field=models.BigIntegerField(), db_persist=True
+    )
+    allocatable_memory_bytes = models.GeneratedField(
+        expression=allocatable_expression("memory_bytes"), output_field=models.BigIntegerField(), db_persist=True
+    )
+    allocatable_disk_bytes = models.GeneratedField(
+        expression=allocatable_expression("disk_bytes"), output_field=models.BigIntegerField(), db_persist=True
+    )
+    max_nodes = models.BigIntegerField(
+        null=True, blank=True, validators=_amount, help_text="Node slots: empty means no limit."
+    )
+    region = models.CharField(max_length=100, default="", blank=True)
+    scheduling = models.CharField(max_length=10, choices=Scheduling.choices, default=Scheduling.AUTOMATIC)
 
     # Allocation counters: written only by the services in hosts.counters / hosts.repair.
     node_count = models.BigIntegerField(default=0, editable=False)
@@ -56,12 +105,33 @@ class Host(models.Model):
             ("repair_counters", "Can repair a host's allocation counters"),
         ]
         constraints = [
-            models.CheckConstraint(condition=Q(**{f"{field}__gte": 0}), name=f"host_{field}_non_negative")
-            for field in ("cpu_cores", "memory_bytes", "disk_bytes", *COUNTER_FIELDS)
+            *(
+                models.CheckConstraint(condition=Q(**{f"{field}__gte": 0}), name=f"host_{field}_non_negative")
+                for field in ("cpu_cores", "memory_bytes", "disk_bytes", *COUNTER_FIELDS, *RESERVED.values())
+            ),
+            *(
+                models.CheckConstraint(
+                    condition=Q(**{f"{field}__gt": 0, f"{field}__lte": RATIO_MAX}), name=f"host_{field}_range"
+                )
+                for field in RATIO.values()
+            ),
+            models.CheckConstraint(
+                condition=Q(max_nodes__isnull=True) | Q(max_nodes__gte=0), name="host_max_nodes_non_negative"
+            ),
+            models.CheckConstraint(condition=Q(scheduling__in=Scheduling.values), name="host_scheduling_valid"),
+        ]
+        indexes = [
+            # Placement's candidates: automatic hosts, of one region or any (a partial index).
+            models.Index(
+                fields=["region", "name"], condition=Q(scheduling=Scheduling.AUTOMATIC), name="host_automatic_region"
+            ),
         ]
 
     def __str__(self):
         return self.name
+
+    def allocatable(self) -> dict[str, int]:
+        return {name: getattr(self, column) for name, column in ALLOCATABLE.items()}
 
     def counters(self) -> dict[str, int]:
         return {field: getattr(self, field) for field in COUNTER_FIELDS}

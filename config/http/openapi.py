@@ -18,7 +18,19 @@ Problem = inline_serializer(
             required=False, child=serializers.JSONField(), help_text="invalid: the messages of each field."
         ),
         "resource": serializers.CharField(required=False, help_text="resource_overflow, counter_drift"),
-        "host": serializers.CharField(required=False, help_text="insufficient_capacity, counter_drift: its name"),
+        "host": serializers.CharField(
+            required=False, help_text="insufficient_capacity, counter_drift, host_unavailable: its name"
+        ),
+        "scheduling": serializers.CharField(required=False, help_text="host_unavailable: the host's scheduling"),
+        "hosts_considered": serializers.IntegerField(
+            required=False, help_text="no_host_available: every host the placement looked at"
+        ),
+        "excluded": serializers.DictField(
+            required=False,
+            child=serializers.IntegerField(),
+            help_text="no_host_available: reason (scheduling, region, cpu_cores, memory_bytes, disk_bytes, "
+            "node_count) -> hosts it excluded",
+        ),
         "command_id": serializers.IntegerField(required=False, help_text="node_busy: the command the host works on"),
         "command_status": serializers.CharField(
             required=False, help_text="node_busy, command_closed: that command's status"
@@ -43,8 +55,8 @@ _PROBLEM_DESCRIPTIONS = {
     401: "`not_authenticated`: no or bad credentials",
     403: "`permission_denied`: lacking the permission (force needs hosts.overcommit_host)",
     404: "`not_found`: the node, image or host does not exist",
-    409: "`already_on_image`, `insufficient_capacity`, `counter_drift`, `node_busy`, `command_closed` or "
-    "`invalid_state`",
+    409: "`already_on_image`, `insufficient_capacity`, `counter_drift`, `node_busy`, `command_closed`, "
+    "`invalid_state`, `host_unavailable` or `no_host_available`",
     411: "`length_required`: a chunked body where the server cannot tell where it ends (send Content-Length)",
     413: "`request_too_large`: body past the size limit",
     415: "`unsupported_media_type`: the body is not application/json",
@@ -64,15 +76,31 @@ def problems(*statuses: int) -> dict:
 
 
 def refuse_unknown_request_fields(result, generator, request, public):
-    """SPECTACULAR_SETTINGS POSTPROCESSING_HOOKS: request bodies allow no other properties,
-    as the API refuses unknown fields."""
+    """SPECTACULAR_SETTINGS POSTPROCESSING_HOOKS: request bodies, and the objects nested in
+    them (a create's `placement`), allow no other properties, as the API refuses unknown fields."""
     schemas = result.get("components", {}).get("schemas", {})
+    pending = []
     for path_item in result.get("paths", {}).values():
         for operation in path_item.values():
             for media in operation.get("requestBody", {}).get("content", {}).values():
-                ref = media.get("schema", {}).get("$ref", "")
-                if ref.startswith("#/components/schemas/"):
-                    schemas[ref.rsplit("/", 1)[1]]["additionalProperties"] = False
+                pending.append(media.get("schema", {}))
+    seen = set()
+    while pending:
+        node = pending.pop()
+        if isinstance(node, list):
+            pending.extend(node)
+        elif isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/components/schemas/") and ref not in seen:
+                seen.add(ref)
+                target = schemas[ref.rsplit("/", 1)[1]]
+                if target.get("type") == "object" or "properties" in target:
+                    target["additionalProperties"] = False
+                pending.append(target)
+            for key in ("properties", "items", "allOf", "oneOf", "anyOf"):
+                if key in node:
+                    value = node[key]
+                    pending.extend(value.values() if key == "properties" else [value])
     return result
 
 

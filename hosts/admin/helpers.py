@@ -215,17 +215,19 @@ def counter_label(counter: str) -> str:
     return COUNTER_LABELS[counter]
 
 
-def usage_bar(used: int, capacity: int, text: str):
-    """`text` (e.g. "12 / 32 cores") over a small bar filled to used/capacity; amber from 85 %,
-    red past capacity."""
+def usage_bar(used: int, capacity: int, text: str, physical: str = ""):
+    """`text` (e.g. "12 / 32 cores") over a small bar filled to used/capacity, where capacity is
+    the host's allocatable (§11; `physical`, the machine's size, goes in the tooltip); amber
+    from 85 %, red past allocatable."""
     percent = used * 100 / capacity if capacity else (100.0 if used else 0.0)
     level = "over" if used > capacity else "high" if percent >= 85 else "ok"
     return format_html(
-        '<div class="nf-usage nf-usage-{}" title="{}% used">'
+        '<div class="nf-usage nf-usage-{}" title="{}% of allocatable used{}">'
         '<span class="nf-usage-text">{}</span>'
         '<span class="nf-bar"><span class="nf-fill" style="width: {}%"></span></span></div>',
         level,
         f"{percent:.0f}",
+        f"; physical size {physical}" if physical else "",
         text,
         f"{min(percent, 100):.1f}",
     )

@@ -5,14 +5,14 @@ confirmation pages. Counters are read-only here: only the services write them.""
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.db import transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, Q
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html
 from django.utils.timesince import timesince
 
-from config.units import RESOURCES, human_bytes, human_cores
+from config.units import RESOURCES, human_amount, human_bytes, human_cores
 from hosts.admin.helpers import (
     LargeTableAdmin,
     PagedChangeList,
@@ -26,6 +26,7 @@ from hosts.admin.last_audit import LastAuditFilter
 from hosts.admin.repairs import change_rows, counter_amount, repair_level, repair_summary, report_rows
 from hosts.agent_tokens import agent_token_issue
 from hosts.audit import EXPECTED, host_counter_findings, hosts_with_expected
+from hosts.capacity import allocatable, over_allocated_q
 from hosts.models import COUNTER_FIELDS, COUNTER_OF_RESOURCE, CounterRepair, Host, Source
 from hosts.presence import NO_AGENT, OFFLINE, agent_presence, offline_condition
 from hosts.repair import host_counters_repair
@@ -57,7 +58,8 @@ class DriftFilter(admin.SimpleListFilter):
 
 
 def _over_capacity() -> Q:
-    return Q(*(Q(**{f"{COUNTER_OF_RESOURCE[name]}__gt": F(name)}) for name in RESOURCES), _connector=Q.OR)
+    """Over allocatable or past max_nodes (hosts.capacity, the audit's rule)."""
+    return over_allocated_q()
 
 
 class OverCapacityFilter(admin.SimpleListFilter):
@@ -104,12 +106,13 @@ def agent_badge(host: Host):
 
 
 def _usage(host: Host, resource: str):
-    used, capacity = getattr(host, COUNTER_OF_RESOURCE[resource]), getattr(host, resource)
+    """Used against allocatable (§11), the physical size in the tooltip."""
+    used, capacity = getattr(host, COUNTER_OF_RESOURCE[resource]), allocatable(host, resource)
     if resource == "cpu_cores":
         text = f"{used} / {human_cores(capacity)}"
     else:
         text = f"{human_bytes(used)} / {human_bytes(capacity)}"
-    return usage_bar(used, capacity, text)
+    return usage_bar(used, capacity, text, physical=human_amount(resource, getattr(host, resource)))
 
 
 def _drift_details(host: Host) -> str:

@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 
 from config.errors import AlreadyOnImage, ApplicationError
 from config.units import RESOURCES
+from hosts.capacity import free
 from hosts.counters import host_counters_check
-from hosts.models import COUNTER_OF_RESOURCE, Host, Source
+from hosts.models import Host, Source
 from nodes.changes import UpgradeOutcome, node_delete, node_upgrade, node_upgrade_plan
 from nodes.models import Node
 
@@ -34,11 +35,8 @@ class PlannedUpgrade:
 
     @property
     def free_after(self) -> dict[str, int]:
-        """Capacity minus counters per resource (negative: over capacity by that much)."""
-        return {
-            name: getattr(self.host_after, name) - getattr(self.host_after, COUNTER_OF_RESOURCE[name])
-            for name in RESOURCES
-        }
+        """Allocatable minus counters per resource (negative: over allocatable by that much)."""
+        return {name: free(self.host_after, name) for name in RESOURCES}
 
 
 def _in_plan_order(node_ids: Iterable) -> list[tuple[uuid.UUID, str]]:

@@ -11,7 +11,8 @@ from rest_framework import serializers
 
 from config.http.openapi import Problem
 from config.units import BIGINT_MAX, RESOURCES
-from hosts.models import COUNTER_OF_RESOURCE, Host
+from hosts.capacity import ALLOCATABLE, RATIO, RESERVED, free
+from hosts.models import COUNTER_OF_RESOURCE, Host, Scheduling
 from nodes.models import Image, ImageProperty, Node
 
 # ---------------------------------------------------------------------------------------------
@@ -95,10 +96,49 @@ class StrictInputSerializer(serializers.Serializer):
         return value
 
 
+class StrictChoiceField(serializers.ChoiceField):
+    """One of the choices, given as a JSON string."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid_choice", input=data)
+        return super().to_internal_value(data)
+
+
+class PlacementInputSerializer(StrictInputSerializer):
+    """How placement chooses a host (§11) when the create names none."""
+
+    strategy = StrictChoiceField(
+        choices=["binpack", "spread"],
+        required=False,
+        default="binpack",
+        help_text="binpack: the fullest host that fits; spread: the emptiest.",
+    )
+    region = StrictCharField(
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        default=None,
+        max_length=Host._meta.get_field("region").max_length,
+        help_text='Hosts of this region only; "" hosts without a region; null (default) any region.',
+    )
+    spread_protocol = StrictBooleanField(
+        required=False, default=False, help_text="Prefer hosts with fewer nodes of the image's protocol first."
+    )
+
+
 class NodeCreateSerializer(StrictInputSerializer):
     name = StrictCharField(max_length=Node._meta.get_field("name").max_length)
-    host_id = StrictUUIDField()
+    host_id = StrictUUIDField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="The host to place the node on; omitted or null: placement chooses one (§11).",
+    )
     image_id = StrictUUIDField()
+    placement = PlacementInputSerializer(
+        required=False, allow_null=True, default=None, help_text="Only without host_id: how to choose the host."
+    )
     properties = PropertiesField(
         required=False,
         help_text="Property values (strings) by key; keys must exist on the image. Missing keys "
@@ -110,6 +150,55 @@ class NodeCreateSerializer(StrictInputSerializer):
     auto_upgrade = StrictBooleanField(
         required=False, default=False, help_text="Follow newer images of the protocol (same major) by rollouts."
     )
+
+    def validate(self, data):
+        if data.get("host_id") is not None and data.get("placement") is not None:
+            raise serializers.ValidationError({"placement": ["Not allowed together with host_id."]})
+        if data.get("host_id") is None and data.get("force"):
+            raise serializers.ValidationError({"force": ["Only allowed together with host_id."]})
+        return data
+
+
+class PlacementPlanInputSerializer(StrictInputSerializer):
+    image_id = StrictUUIDField()
+    properties = PropertiesField(
+        required=False, help_text="Property values (strings) by key, as for a create; missing keys take defaults."
+    )
+    placement = PlacementInputSerializer(required=False, allow_null=True, default=None)
+    count = StrictIntegerField(required=False, default=1, min_value=1, max_value=1000, help_text="Nodes to place.")
+
+
+@extend_schema_field({"oneOf": [{"type": "string", "pattern": r"^\d{1,4}(\.\d{1,4})?$"}, {"type": "number"}]})
+class RatioField(serializers.Field):
+    """An allocation ratio: a JSON string or number with at most 4 decimal places, in (0, 1000]."""
+
+    def to_internal_value(self, data):
+        from hosts.services import ratio_value
+
+        try:
+            return ratio_value(data)
+        except ValueError as error:
+            raise serializers.ValidationError(str(error)) from None
+
+
+class HostWriteSerializer(StrictInputSerializer):
+    """A host's writable fields (§11); counters are never input."""
+
+    name = StrictCharField(max_length=Host._meta.get_field("name").max_length)
+    cpu_cores = StrictIntegerField(min_value=0, max_value=BIGINT_MAX)
+    memory_bytes = StrictIntegerField(min_value=0, max_value=BIGINT_MAX)
+    disk_bytes = StrictIntegerField(min_value=0, max_value=BIGINT_MAX)
+    reserved_cpu_cores = StrictIntegerField(required=False, min_value=0, max_value=BIGINT_MAX)
+    reserved_memory_bytes = StrictIntegerField(required=False, min_value=0, max_value=BIGINT_MAX)
+    reserved_disk_bytes = StrictIntegerField(required=False, min_value=0, max_value=BIGINT_MAX)
+    cpu_allocation_ratio = RatioField(required=False, help_text='e.g. "1.5" (4 decimal places at most)')
+    memory_allocation_ratio = RatioField(required=False)
+    disk_allocation_ratio = RatioField(required=False)
+    max_nodes = StrictIntegerField(
+        required=False, allow_null=True, min_value=0, max_value=BIGINT_MAX, help_text="Node slots; null: no limit."
+    )
+    region = StrictCharField(required=False, allow_blank=True, max_length=Host._meta.get_field("region").max_length)
+    scheduling = StrictChoiceField(choices=Scheduling.choices, required=False)
 
 
 class ImagePropertyCreateSerializer(StrictInputSerializer):
@@ -181,14 +270,14 @@ class FleetModelSerializer(serializers.ModelSerializer):
 
 @extend_schema_field(OpenApiTypes.INT64)
 class FreeCapacityField(serializers.Field):
-    """Capacity minus allocation of one resource; negative on a host placed past capacity."""
+    """Allocatable minus allocation of one resource (§11); negative on an over-allocated host."""
 
     def __init__(self, resource: str, **kwargs):
         self.resource = resource
         super().__init__(source="*", read_only=True, **kwargs)
 
     def to_representation(self, host):
-        return getattr(host, self.resource) - getattr(host, COUNTER_OF_RESOURCE[self.resource])
+        return free(host, self.resource)
 
 
 class HostSerializer(FleetModelSerializer):
@@ -202,6 +291,12 @@ class HostSerializer(FleetModelSerializer):
             "id",
             "name",
             *RESOURCES,
+            *RESERVED.values(),
+            *RATIO.values(),
+            "max_nodes",
+            "region",
+            "scheduling",
+            *ALLOCATABLE.values(),
             "node_count",
             *COUNTER_OF_RESOURCE.values(),
             "free_cpu_cores",
@@ -209,6 +304,25 @@ class HostSerializer(FleetModelSerializer):
             "free_disk_bytes",
         ]
         read_only_fields = fields
+
+
+class HostWrittenSerializer(HostSerializer):
+    """A host as written, and what it is now over (§11)."""
+
+    over_allocated = serializers.ListField(
+        child=serializers.CharField(),
+        read_only=True,
+        help_text="Each resource now above allocatable (node_count: past max_nodes); empty otherwise.",
+    )
+
+    class Meta(HostSerializer.Meta):
+        fields = [*HostSerializer.Meta.fields, "over_allocated"]
+        read_only_fields = fields
+
+    def to_representation(self, written):
+        data = super().to_representation(written.host)
+        data["over_allocated"] = list(written.over_allocated)
+        return data
 
 
 class ImagePropertySerializer(FleetModelSerializer):
@@ -348,3 +462,75 @@ class UpgradePlanSerializer(UpgradeSerializer):
         if not outcome.new_known:
             data["upgrade"]["new"] = data["upgrade"]["delta"] = None
         return data
+
+
+# ---------------------------------------------------------------------------------------------
+# Placement (§11): the plan and headroom
+
+
+@extend_schema_field(OpenApiTypes.DOUBLE)
+class ScoreField(serializers.Field):
+    """A score for display (a JSON number); the ranking itself is exact."""
+
+    def to_representation(self, value):
+        return float(value)
+
+
+class PlannedPlacementSerializer(serializers.Serializer):
+    host_id = serializers.UUIDField(read_only=True)
+    host_name = serializers.CharField(read_only=True)
+    score = ScoreField(read_only=True, help_text="The host's score with this node (and the earlier ones) on it.")
+
+
+class PlanShortfallSerializer(serializers.Serializer):
+    resource = serializers.CharField(read_only=True)
+    requested = Int64Field(read_only=True)
+    available = Int64Field(read_only=True)
+
+
+class PlanHostSerializer(serializers.Serializer):
+    host_id = serializers.UUIDField(read_only=True)
+    host_name = serializers.CharField(read_only=True)
+    fits = serializers.BooleanField(read_only=True)
+    score = ScoreField(read_only=True)
+    reasons = serializers.ListField(child=serializers.CharField(), read_only=True)
+    shortfalls = PlanShortfallSerializer(many=True, read_only=True)
+
+
+class ExcludedSerializer(serializers.Serializer):
+    scheduling = serializers.IntegerField(read_only=True)
+    region = serializers.IntegerField(read_only=True)
+    cpu_cores = serializers.IntegerField(read_only=True)
+    memory_bytes = serializers.IntegerField(read_only=True)
+    disk_bytes = serializers.IntegerField(read_only=True)
+    node_count = serializers.IntegerField(read_only=True)
+
+
+class PlacementPlanSerializer(serializers.Serializer):
+    """Where `count` nodes would go (nodes.placement.node_placement_plan); nothing is written."""
+
+    requested = ResourcesSerializer(source="plan.requested", read_only=True)
+    count = serializers.IntegerField(source="plan.count", read_only=True)
+    placed = serializers.IntegerField(source="plan.placed", read_only=True)
+    placements = PlannedPlacementSerializer(source="plan.placements", many=True, read_only=True)
+    hosts_considered = serializers.IntegerField(source="plan.hosts_considered", read_only=True)
+    excluded = ExcludedSerializer(source="plan.excluded", read_only=True, help_text="For the first node.")
+    hosts = PlanHostSerializer(
+        source="plan.hosts", many=True, read_only=True, help_text="The best 25 candidates, then the 25 closest misses."
+    )
+    error = ProblemField(
+        source="plan.error", read_only=True, allow_null=True, help_text="null, or what the first unplaced node gets."
+    )
+
+
+class RegionHeadroomSerializer(serializers.Serializer):
+    region = serializers.CharField(read_only=True)
+    nodes = Int64Field(read_only=True, allow_null=True)
+
+
+class HeadroomSerializer(serializers.Serializer):
+    image_id = serializers.UUIDField(source="image.id", read_only=True)
+    requested = ResourcesSerializer(source="headroom.requested", read_only=True)
+    nodes = Int64Field(source="headroom.nodes", read_only=True, allow_null=True, help_text="null: nothing bounds it.")
+    hosts_with_room = serializers.IntegerField(source="headroom.hosts_with_room", read_only=True)
+    regions = RegionHeadroomSerializer(source="headroom.regions", many=True, read_only=True)

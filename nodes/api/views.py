@@ -2,7 +2,7 @@
 renders the result. Errors are raised, never built here: config.http.exceptions renders them."""
 
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import IsAuthenticated
@@ -13,12 +13,16 @@ from config.errors import NotFound
 from config.http.api import StrictCursorPagination
 from config.http.openapi import problems
 from hosts.models import Host, Source
+from hosts.services import host_create, host_update
 from nodes.agent.lifecycle import command_cancel
 from nodes.agent.serializers import CommandSerializer, EmptyBodySerializer
 from nodes.api.filters import NodeFilter
 from nodes.api.permissions import ModelReadPermission, check_force, model_permission
 from nodes.api.serializers import (
+    HeadroomSerializer,
     HostSerializer,
+    HostWriteSerializer,
+    HostWrittenSerializer,
     ImageCreatedSerializer,
     ImageCreateSerializer,
     ImageSerializer,
@@ -26,10 +30,19 @@ from nodes.api.serializers import (
     NodeCreateSerializer,
     NodeSerializer,
     NodeUpgradeSerializer,
+    PlacementPlanInputSerializer,
+    PlacementPlanSerializer,
     UpgradePlanSerializer,
     UpgradeSerializer,
 )
-from nodes.changes import node_create, node_delete, node_upgrade, node_upgrade_plan
+from nodes.changes import (
+    image_headroom,
+    node_create,
+    node_delete,
+    node_placement_plan,
+    node_upgrade,
+    node_upgrade_plan,
+)
 from nodes.images import image_create
 from nodes.models import Image, Node
 from nodes.rollouts.auto import nodes_auto_upgrade_set
@@ -63,11 +76,45 @@ class FleetReadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     retrieve=extend_schema(summary="A host", responses={200: HostSerializer, **DETAIL_ERRORS}),
 )
 class HostViewSet(FleetReadViewSet):
-    """Hosts: capacity, allocation counters and free capacity (capacity - counters)."""
+    """Hosts: capacity, the capacity model (§11), allocation counters and free capacity
+    (allocatable - counters). Writes go through hosts.services (under the host's row lock)."""
 
     queryset = Host.objects.all()
     serializer_class = HostSerializer
     noun = "host"
+
+    def get_permissions(self):
+        perm = {"create": "hosts.add_host", "partial_update": "hosts.change_host"}
+        if self.action in perm:
+            return [IsAuthenticated(), model_permission(perm[self.action])()]
+        return super().get_permissions()
+
+    @extend_schema(
+        summary="Add a host",
+        request=HostWriteSerializer,
+        responses={201: HostWrittenSerializer, **problems(400, 401, 403, 411, 413, 415, 503)},
+    )
+    def create(self, request):
+        serializer = HostWriteSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        written = host_create(values=serializer.validated_data, actor=request.user, source=Source.API)
+        location = request.build_absolute_uri(reverse("host-detail", args=[written.host.pk]))
+        return Response(
+            HostWrittenSerializer(written).data, status=status.HTTP_201_CREATED, headers={"Location": location}
+        )
+
+    @extend_schema(
+        summary="Change a host's name, capacity, reserve, ratios, slots, region or scheduling",
+        description="Takes the host's row lock. Allowed even when the host ends over-allocated: "
+        "`over_allocated` then names each resource above allocatable (`node_count`: past max_nodes).",
+        request=HostWriteSerializer(partial=True),
+        responses={200: HostWrittenSerializer, **problems(400, 401, 403, 404, 411, 413, 415, 503)},
+    )
+    def partial_update(self, request, pk):
+        serializer = HostWriteSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        written = host_update(host_id=pk, values=serializer.validated_data, actor=request.user, source=Source.API)
+        return Response(HostWrittenSerializer(written).data)
 
 
 @extend_schema_view(
@@ -86,7 +133,30 @@ class ImageViewSet(FleetReadViewSet):
     def get_permissions(self):
         if self.action == "create":
             return [IsAuthenticated(), model_permission("nodes.add_image")()]
+        if self.action == "headroom":
+            return [
+                IsAuthenticated(),
+                model_permission("nodes.view_image")(),
+                model_permission("hosts.view_host")(),
+            ]
         return super().get_permissions()
+
+    @extend_schema(
+        summary="How many more nodes of the image's default config the automatic hosts take",
+        parameters=[
+            OpenApiParameter(
+                "region",
+                str,
+                required=False,
+                description='Hosts of this region only ("" or an empty value: hosts without a region).',
+            )
+        ],
+        responses={200: HeadroomSerializer, **DETAIL_ERRORS},
+    )
+    @action(detail=True, methods=["get"])
+    def headroom(self, request, pk):
+        region = request.query_params.get("region")
+        return Response(HeadroomSerializer(image_headroom(image_id=pk, region=region)).data)
 
     @extend_schema(
         summary="Add an image (rolls out to the auto_upgrade nodes it is newer for)",
@@ -118,6 +188,7 @@ class NodeViewSet(FleetReadViewSet):
     def get_permissions(self):
         perm = {
             "create": "nodes.add_node",
+            "placement": "nodes.add_node",
             "destroy": "nodes.delete_node",
             "upgrade": "nodes.upgrade_node",
             "partial_update": "nodes.change_node",
@@ -138,11 +209,30 @@ class NodeViewSet(FleetReadViewSet):
         responses={201: NodeSerializer, **problems(400, 401, 403, 404, 409, 411, 413, 415, 422, 503)},
     )
     def create(self, request):
-        change = node_create(**self._input(NodeCreateSerializer), actor=request.user, source=Source.API)
+        data = self._input(NodeCreateSerializer)
+        if data["placement"] is not None:
+            data["placement"] = dict(data["placement"])
+        change = node_create(**data, actor=request.user, source=Source.API)
         location = request.build_absolute_uri(reverse("node-detail", args=[change.node.pk]))
         return Response(
             NodeSerializer(change.node).data, status=status.HTTP_201_CREATED, headers={"Location": location}
         )
+
+    @extend_schema(
+        summary="Plan where nodes would be placed (nothing is written)",
+        description="The n-th node counts the n-1 before it on the same host; `placements` is shorter "
+        "than `count` when the fleet runs out, and `error` says what the first unplaced node would get.",
+        request=PlacementPlanInputSerializer,
+        responses={200: PlacementPlanSerializer, **problems(400, 401, 403, 404, 411, 413, 415, 422, 503)},
+    )
+    @action(detail=False, methods=["post"])
+    def placement(self, request):
+        serializer = PlacementPlanInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        if data["placement"] is not None:
+            data["placement"] = dict(data["placement"])
+        return Response(PlacementPlanSerializer(node_placement_plan(**data)).data)
 
     @extend_schema(
         summary="Turn a node's auto-upgrade on or off (the one field changed in place)",

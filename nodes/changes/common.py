@@ -118,7 +118,7 @@ def allocation_fields(prefix: str, amounts: Resources) -> dict[str, int]:
 
 def _forced(check: CounterCheck, force: bool) -> bool:
     """Whether `force` was needed: some resource that grows went past the host's capacity."""
-    return force and not all(check.fits.values())
+    return force and not check.fits_all
 
 
 def _refusals_logged(event: str, **fields: str):

@@ -10,6 +10,7 @@ from django.db.models import OuterRef, Q, Subquery
 
 from config.errors import InvalidInput, NotFound
 from config.units import RESOURCES
+from hosts.capacity import allocatable
 from hosts.models import COUNTER_OF_RESOURCE, Host
 from nodes.changes import image_spec, upgrade_outcome
 from nodes.models import Image, Node, NodeState
@@ -186,7 +187,7 @@ def rollout_plan(selection: Selection) -> Plan:
         totals = hosts.get(node.host_id)
         if totals is None:
             totals = hosts[node.host_id] = HostTotals(
-                node.host_id, node.host.name, Resources.of(node.host), after=_counters(node.host)
+                node.host_id, node.host.name, _allocatable(node.host), after=_counters(node.host)
             )
             current_host = node.host
         node.host = current_host
@@ -217,6 +218,11 @@ def rollout_plan(selection: Selection) -> Plan:
         )
     nodes, batches = _batched(nodes, canary=selection.canary, batch_size=selection.batch_size)
     return Plan(selection=selection, nodes=nodes, hosts=list(hosts.values()), batches=batches)
+
+
+def _allocatable(host: Host) -> Resources:
+    """What the host can give (§11): free_after is measured against it, as the fit is."""
+    return Resources(*(allocatable(host, name) for name in RESOURCES))
 
 
 def _counters(host: Host) -> Resources:

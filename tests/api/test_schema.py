@@ -43,7 +43,9 @@ def test_the_schema_is_public_even_with_a_bad_token(client):
         "/api/v1/hosts/{id}/",
         "/api/v1/images/",
         "/api/v1/images/{id}/",
+        "/api/v1/images/{id}/headroom/",
         "/api/v1/nodes/",
+        "/api/v1/nodes/placement/",
         "/api/v1/nodes/{id}/",
         "/api/v1/nodes/{id}/upgrade/",
         "/api/v1/commands/{id}/cancel/",
@@ -82,11 +84,15 @@ def test_every_operation_documents_its_errors_as_problem_details(client):
 def test_request_bodies_refuse_unknown_properties_and_type_ids_as_uuid_strings(client):
     schemas = client.get("/api/v1/schema/?format=json").json()["components"]["schemas"]
 
-    for name in ("NodeCreate", "NodeUpgrade"):
-        assert schemas[name]["additionalProperties"] is False
+    for name in ("NodeCreate", "NodeUpgrade", "HostWrite", "PatchedHostWrite", "PlacementPlanInput", "PlacementInput"):
+        assert schemas[name]["additionalProperties"] is False, name
     assert schemas["NodeUpgrade"]["properties"]["image_id"] == {"type": "string", "format": "uuid"}
     assert schemas["NodeUpgrade"]["properties"]["dry_run"]["type"] == "boolean"
     assert schemas["Host"]["properties"]["node_memory_bytes"]["format"] == "int64"
+    # §11: host_id is optional on create; counters are never host input.
+    assert "host_id" not in schemas["NodeCreate"].get("required", [])
+    assert not {"node_count", "node_cpu_cores", "allocatable_cpu_cores"} & set(schemas["HostWrite"]["properties"])
+    assert set(schemas["HostWrite"]["required"]) == {"name", "cpu_cores", "memory_bytes", "disk_bytes"}
 
 
 def test_the_docs_page_is_served_from_local_static_files(client):
