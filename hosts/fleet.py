@@ -125,7 +125,9 @@ def host_tiles(*, drifted: set[str], now: datetime | None = None) -> list[dict]:
     hosts = Host.objects.annotate(offline=offline_condition(now=now)).only(*TILE_FIELDS).order_by("region", "name")
     tiles = []
     for host in hosts:
-        shares = {name: utilisation(getattr(host, COUNTER[name]), getattr(host, ALLOCATABLE[name])) for name in RESOURCES}
+        shares = {
+            name: utilisation(getattr(host, COUNTER[name]), getattr(host, ALLOCATABLE[name])) for name in RESOURCES
+        }
         over = over_allocated(host)
         highest = max(shares.values())
         marks = [
@@ -166,16 +168,17 @@ def _share(name: str):
 def decile_histogram() -> dict[str, list[int]]:
     """Per region, hosts per utilisation bucket (11: the deciles, then over allocatable), ONE
     grouped statement: what the page shows instead of tiles past TILE_LIMIT hosts."""
-    resources_over = Q(
-        *(Q(**{f"{COUNTER[name]}__gt": F(ALLOCATABLE[name])}) for name in RESOURCES), _connector=Q.OR
-    )
+    resources_over = Q(*(Q(**{f"{COUNTER[name]}__gt": F(ALLOCATABLE[name])}) for name in RESOURCES), _connector=Q.OR)
     bucket = Case(
         When(resources_over, then=Value(OVER_BUCKET)),
         default=Least(Cast(Floor(Greatest(*(_share(name) for name in RESOURCES)) * 10), BigIntegerField()), Value(9)),
         output_field=IntegerField(),
     )
     rows = (
-        Host.objects.annotate(bucket=bucket).order_by("region", "bucket").values("region", "bucket").annotate(n=Count("pk"))
+        Host.objects.annotate(bucket=bucket)
+        .order_by("region", "bucket")
+        .values("region", "bucket")
+        .annotate(n=Count("pk"))
     )
     histogram: dict[str, list[int]] = {}
     for row in rows:

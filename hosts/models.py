@@ -192,10 +192,10 @@ class AuditRun(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
 
+    def __str__(self):
+        return f"audit at {self.created_at:%Y-%m-%d %H:%M:%S}"
+
     @property
     def host_findings(self) -> int:
         """The audit's host findings (one per host and counter in disagreement), as its summary counts them."""
         return sum(entry.get("hosts", 0) for entry in self.drift.values())
-
-    def __str__(self):
-        return f"audit at {self.created_at:%Y-%m-%d %H:%M:%S}"

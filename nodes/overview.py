@@ -13,7 +13,8 @@ counters and indexed counts, never a scan of the nodes table:
 - headroom: the images (one statement), then one statement over host rows per protocol.
 
 Each panel is read only for a user who may view what it counts (nodes.view_node,
-nodes.view_command, nodes.view_rollout; headroom also nodes.view_image); it is None otherwise."""
+nodes.view_command, nodes.view_rollout; headroom nodes.view_image; the change permission reads
+too, as in the admin); it is None otherwise."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -45,18 +46,27 @@ OUTCOME_EVENTS = {
 OUTCOME_OF_EVENT = {event: outcome for outcome, events in OUTCOME_EVENTS.items() for event in events}
 HOURS = 24
 
-PANEL_PERMISSIONS = {
-    "nodes": ("nodes.view_node",),
-    "outcomes": ("nodes.view_node",),
-    "commands": ("nodes.view_command",),
-    "rollouts": ("nodes.view_rollout",),
-    "headroom": ("nodes.view_image",),
+#: panel -> the model whose view permission it needs (the change permission reads too, as in the admin).
+PANEL_MODELS = {
+    "nodes": "nodes.node",
+    "outcomes": "nodes.node",
+    "commands": "nodes.command",
+    "rollouts": "nodes.rollout",
+    "headroom": "nodes.image",
 }
+#: The page itself (and GET /api/v1/fleet/).
+FLEET_MODEL = "hosts.host"
+
+
+def may_view(user, model: str) -> bool:
+    """`<app>.view_<model>` or `<app>.change_<model>`, as the admin's has_view_permission asks."""
+    app_label, name = model.split(".")
+    return user.has_perm(f"{app_label}.view_{name}") or user.has_perm(f"{app_label}.change_{name}")
 
 
 def visible_panels(user) -> set[str]:
-    """The panels a user may see (hosts.view_host, checked by the entry points, opens the rest)."""
-    return {panel for panel, perms in PANEL_PERMISSIONS.items() if user.has_perms(perms)}
+    """The panels a user may see (the entry points check the page's own permission, FLEET_MODEL)."""
+    return {panel for panel, model in PANEL_MODELS.items() if may_view(user, model)}
 
 
 def _audits() -> tuple[dict | None, list[dict], set[str]]:

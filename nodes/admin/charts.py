@@ -76,7 +76,8 @@ def stacked_columns(
             h = round(column[field] * (height - 2) / top, 2)
             if h:
                 y -= h
-                rects.append(format_html('<rect class="{}" x="{}" y="{}" width="{}" height="{}"></rect>', css, x, round(y, 2), step - gap, h))
+                rect = '<rect class="{}" x="{}" y="{}" width="{}" height="{}"></rect>'
+                rects.append(format_html(rect, css, x, round(y, 2), step - gap, h))
         parts.append(
             format_html(
                 '<g class="nf-c-column"><title>{} — {}</title>'

@@ -12,11 +12,11 @@ from django.utils.timesince import timesince
 from config.units import RESOURCE_LABELS, RESOURCES, human_amount
 from hosts.fleet import OVER_BUCKET
 from nodes.admin.charts import capacity_bar, histogram, level, stacked_columns
-from nodes.overview import fleet_overview
+from nodes.overview import FLEET_MODEL, fleet_overview, may_view
 
 register = template.Library()
 
-DECILE_LABELS = [*(f"{10 * n}–{10 * n + 10} %" for n in range(OVER_BUCKET)), "over"]
+DECILE_LABELS = [*(f"{10 * n}-{10 * n + 10} %" for n in range(OVER_BUCKET)), "over"]
 OUTCOME_SERIES = [("succeeded", "nf-c-ok"), ("failed", "nf-c-over"), ("rolled_back", "nf-c-high")]
 DRIFT_SERIES = [("host_findings", "nf-c-over"), ("node_findings", "nf-c-high")]
 
@@ -29,8 +29,11 @@ def changelist(model: str, **query) -> str:
 def _amounts(name: str, amounts: dict) -> dict:
     used, allocatable, physical = amounts["used"], amounts["allocatable"], amounts["physical"]
     texts = {kind: human_amount(name, amounts[kind]) for kind in ("used", "allocatable", "physical")}
-    percent = f"{used * 100 / allocatable:.0f} %" if allocatable else ("over" if used else "–")
-    label = f"{RESOURCE_LABELS[name]}: {texts['used']} used of {texts['allocatable']} allocatable, {texts['physical']} physical"
+    percent = f"{used * 100 / allocatable:.0f} %" if allocatable else ("over" if used else "-")
+    label = (
+        f"{RESOURCE_LABELS[name]}: {texts['used']} used of {texts['allocatable']} allocatable, "
+        f"{texts['physical']} physical"
+    )
     return {
         "name": name,
         "label": RESOURCE_LABELS[name],
@@ -73,6 +76,12 @@ def _by_region(tiles: list[dict]) -> list[dict]:
             regions.append({"region": tile["region"], "tiles": []})
         regions[-1]["tiles"].append(_tile(tile))
     return regions
+
+
+@register.filter
+def sees_fleet(user) -> bool:
+    """Whether the admin home opens on the fleet for this user (hosts.view_host, or change)."""
+    return may_view(user, FLEET_MODEL)
 
 
 @register.simple_tag(takes_context=True)
@@ -125,10 +134,14 @@ def fleet_page(context) -> dict:
             for state, count in fleet["nodes"].items()
         ]
     if fleet["commands"] is not None:
+        links = {
+            "pending": changelist("nodes.command", status__exact="pending"),
+            "acked": changelist("nodes.command", status__exact="acked"),
+            "overdue": changelist("nodes.command", overdue="yes"),
+        }
         page["commands"] = [
-            {"status": status, "count": fleet["commands"][status], "url": changelist("nodes.command", status__exact=status)}
-            for status in ("pending", "acked")
-        ] + [{"status": "overdue", "count": fleet["commands"]["overdue"], "url": changelist("nodes.command", overdue="yes")}]
+            {"status": status, "count": fleet["commands"][status], "url": url} for status, url in links.items()
+        ]
     if fleet["rollouts"] is not None:
         page["rollouts"] = [
             {"state": state, "count": fleet["rollouts"][state], "url": changelist("nodes.rollout", state__exact=state)}
@@ -139,8 +152,8 @@ def fleet_page(context) -> dict:
                 **entry,
                 "url": reverse("admin:nodes_rollout_change", args=[entry["rollout"].pk]),
                 "bar": [
-                    (part, entry["progress"][part], entry["progress"][part] * 100 / entry["total"] if entry["total"] else 0)
-                    for part in ("succeeded", "failed", "refused", "pending")
+                    (part, n, n * 100 / entry["total"] if entry["total"] else 0)
+                    for part, n in entry["progress"].items()
                 ],
             }
             for entry in fleet["active_rollouts"]

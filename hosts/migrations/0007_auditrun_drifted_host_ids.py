@@ -3,7 +3,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("hosts", "0005_source_rollout"),
+        ("hosts", "0006_capacity_model"),
     ]
 
     operations = [
