@@ -21,12 +21,12 @@ from datetime import UTC, datetime, timedelta
 from django.db.models import Count, Q
 from django.db.models.functions import TruncHour
 from django.utils import timezone
-from hosts.placement import headroom
 from packaging.version import InvalidVersion, Version
 
 from config.units import RESOURCES
 from hosts.fleet import TILE_LIMIT, decile_histogram, fleet_totals, host_tiles, region_rows
 from hosts.models import AuditRun
+from hosts.placement import headroom
 from nodes.agent.overdue import overdue_condition
 from nodes.models import FEW_STATES, Command, CommandStatus, Image, Node, NodeEvent, NodeLog
 from nodes.rollouts.models import Rollout, RolloutNodeStatus, RolloutState
