@@ -93,22 +93,8 @@ user, _ = get_user_model().objects.get_or_create(
 )
 client = Client()
 client.force_login(user)
-results = {{"nodes": nodes}}
-for label, path in {pages!r}:
-    statements = []
-    def count(execute, sql, params, many, context):
-        statements.append(sql)
-        return execute(sql, params, many, context)
-    client.get(path)
-    with connection.execute_wrapper(count):
-        assert client.get(path).status_code == 200, path
-    times = []
-    for _ in range({requests}):
-        began = time.perf_counter()
-        client.get(path)
-        times.append(time.perf_counter() - began)
-    results[label] = {{"ms": statistics.median(times) * 1000, "statements": statements}}
-print(json.dumps(results))
+from bench.common import measure_pages
+print(json.dumps({{"nodes": nodes, **measure_pages(client, {pages!r}, {requests}, warm=True)}}))
 """
 
 

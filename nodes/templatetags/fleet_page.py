@@ -91,11 +91,26 @@ def fleet_page(context) -> dict:
     capacity = fleet["capacity"]
     page = {
         "fleet": fleet,
-        "capacity": _capacity_rows(capacity),
-        "slots": capacity["node_slots"],
-        "regions": [
-            {**region, "rows": _capacity_rows(region), "url": changelist("hosts.host", region=region["region"])}
-            for region in capacity["regions"]
+        "capacity_groups": [
+            {
+                "name": "Fleet",
+                "css": "nf-total",
+                "hosts": fleet["hosts"]["total"],
+                "rows": _capacity_rows(capacity),
+                "slots": capacity["node_slots"],
+                "url": changelist("hosts.host"),
+            },
+            *(
+                {
+                    "name": region["region"] or "no region",
+                    "css": "nf-region",
+                    "hosts": region["hosts"],
+                    "rows": _capacity_rows(region),
+                    "slots": region["node_slots"],
+                    "url": changelist("hosts.host", region=region["region"]),
+                }
+                for region in capacity["regions"]
+            ),
         ],
         "hosts_url": changelist("hosts.host"),
         "offline_url": changelist("hosts.host", agent="offline"),
