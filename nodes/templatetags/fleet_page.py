@@ -2,11 +2,13 @@
 GET /api/v1/fleet/ reads too) dressed for people — human units, the filtered lists each number
 counts, the charts as SVG (nodes.admin.charts)."""
 
+from html import escape
 from urllib.parse import urlencode
 
 from django import template
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.safestring import mark_safe
 from django.utils.timesince import timesince
 
 from config.units import RESOURCE_LABELS, RESOURCES, human_amount
@@ -48,7 +50,10 @@ def _capacity_rows(row: dict) -> list[dict]:
     return [_amounts(name, row[name]) for name in RESOURCES]
 
 
-def _tile(tile: dict) -> dict:
+PLACEHOLDER = "00000000-0000-0000-0000-000000000000"
+
+
+def _tile(tile: dict, host_url: str) -> dict:
     host = tile["host"]
     numbers = [
         f"{RESOURCE_LABELS[name]} {human_amount(name, getattr(host, 'node_' + name))} / "
@@ -60,7 +65,7 @@ def _tile(tile: dict) -> dict:
     bucket = tile["bucket"]
     return {
         "name": host.name,
-        "url": reverse("admin:hosts_host_change", args=[host.pk]),
+        "url": host_url.format(host.pk),
         "level": "over" if bucket == OVER_BUCKET else f"d{bucket}",
         "percent": f"{tile['highest'] * 100:.0f} %",
         "marks": tile["marks"],
@@ -69,12 +74,28 @@ def _tile(tile: dict) -> dict:
     }
 
 
+def _tile_html(tile: dict) -> str:
+    """One tile's markup, built here (stdlib escaping, one reverse() for all tiles) rather than by a
+    template loop: 2,000 tiles render in a fraction of the time (docs/performance.md)."""
+    marks = "".join(f'<span class="nf-mark nf-mark-{mark}">{mark}</span>' for mark in tile["marks"])
+    return (
+        f'<li><a class="nf-tile nf-tile-{tile["level"]}{"".join(f" nf-is-{mark}" for mark in tile["marks"])}" '
+        f'href="{escape(tile["url"])}" title="{escape(tile["title"])}" data-host="{escape(tile["name"])}">'
+        f'<span class="nf-tile-name">{escape(tile["name"])}</span><span class="nf-tile-pct">{tile["percent"]}</span>'
+        f'{marks}<span class="nf-visually-hidden">{escape("; ".join(tile["numbers"]))}</span></a></li>'
+    )
+
+
 def _by_region(tiles: list[dict]) -> list[dict]:
     regions: list[dict] = []
+    host_url = reverse("admin:hosts_host_change", args=[PLACEHOLDER]).replace(PLACEHOLDER, "{}")
     for tile in tiles:
         if not regions or regions[-1]["region"] != tile["region"]:
             regions.append({"region": tile["region"], "tiles": []})
-        regions[-1]["tiles"].append(_tile(tile))
+        regions[-1]["tiles"].append(_tile_html(_tile(tile, host_url)))
+    for region in regions:
+        region["count"] = len(region["tiles"])
+        region["tiles"] = mark_safe("".join(region["tiles"]))  # every value in it escaped by _tile_html
     return regions
 
 
