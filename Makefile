@@ -55,6 +55,7 @@ bench: venv
 	$(BIN)/python -u bench/http_throughput.py --configs sync:4,gthread:2x4,gthread:4x2
 	$(BIN)/python -u bench/middleware_cost.py
 	$(BIN)/python -u bench/admin_pages.py
+	$(BIN)/python -u bench/fleet_page.py
 	$(BIN)/python -u bench/fleet_size.py
 	$(BIN)/python -u bench/agent_poll.py
 	$(BIN)/python -u bench/auth_cost.py

@@ -52,21 +52,9 @@ user, _ = get_user_model().objects.get_or_create(
 )
 client = Client()
 client.force_login(user)
-results = {{}}
-for label, path in {pages!r}:
-    statements = []
-    def count(execute, sql, params, many, context):
-        statements.append(sql)
-        return execute(sql, params, many, context)
-    with connection.execute_wrapper(count):
-        assert client.get(path).status_code == 200, path
-    times = []
-    for _ in range({requests}):
-        began = time.perf_counter()
-        client.get(path)
-        times.append(time.perf_counter() - began)
-    results[label] = {{"ms": statistics.median(times) * 1000, "statements": len(statements)}}
-print(json.dumps(results))
+from bench.common import measure_pages
+results = measure_pages(client, {pages!r}, {requests})
+print(json.dumps({{label: {{**r, "statements": len(r["statements"])}} for label, r in results.items()}}))
 """
 
 

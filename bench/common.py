@@ -73,3 +73,32 @@ def post_environ(path: str, body: bytes, authorization: str) -> dict:
         "wsgi.multiprocess": True,
         "wsgi.run_once": False,
     }
+
+
+def measure_pages(client, pages, requests: int, *, warm: bool = False) -> dict:
+    """Per (label, path) of `pages`: the SQL statements of one request (with `warm`, after a first
+    one that fills the caches) and the median time in ms of `requests` more, through `client`."""
+    import statistics
+    import time
+
+    from django.db import connection
+
+    results = {}
+    for label, path in pages:
+        statements = []
+
+        def count(execute, sql, params, many, context, statements=statements):
+            statements.append(sql)
+            return execute(sql, params, many, context)
+
+        if warm:
+            client.get(path)
+        with connection.execute_wrapper(count):
+            assert client.get(path).status_code == 200, path
+        times = []
+        for _ in range(requests):
+            began = time.perf_counter()
+            client.get(path)
+            times.append(time.perf_counter() - began)
+        results[label] = {"ms": statistics.median(times) * 1000, "statements": statements}
+    return results

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from django.db import connection
 from prometheus_client import Gauge
 
-from hosts.models import COUNTER_FIELDS, AuditRun, Source
+from hosts.models import COUNTER_FIELDS, DRIFTED_HOST_IDS_MAX, AuditRun, Source
 
 AUDIT_DRIFT_HOSTS = Gauge(
     "nodefleet_audit_drift_hosts",
@@ -33,12 +33,17 @@ AUDIT_LAST_RUN = Gauge(
 def audit_run_record(
     *, host_findings: Iterable, hosts_checked: int, nodes_checked: int, node_findings: int, source: str = Source.CLI
 ) -> AuditRun:
-    """Sums the host findings (anything with .field, .recorded, .expected) per counter and saves them."""
+    """Sums the host findings (anything with .host_id, .field, .recorded, .expected) per counter and
+    saves them with the ids of the first DRIFTED_HOST_IDS_MAX drifted hosts (the fleet page's marks)."""
     drift = {counter: {"hosts": 0, "amount": 0} for counter in COUNTER_FIELDS}
+    drifted: dict[str, None] = {}
     for finding in host_findings:
         drift[finding.field]["hosts"] += 1
         drift[finding.field]["amount"] += abs(finding.recorded - finding.expected)
+        if len(drifted) < DRIFTED_HOST_IDS_MAX:
+            drifted[str(finding.host_id)] = None
     return AuditRun.objects.create(
+        drifted_host_ids=list(drifted),
         hosts_checked=hosts_checked,
         nodes_checked=nodes_checked,
         drift=drift,

@@ -171,6 +171,10 @@ class CounterRepair(models.Model):
         return f"repair of {self.host_id} at {self.created_at:%Y-%m-%d %H:%M:%S}"
 
 
+#: How many drifted host ids an AuditRun keeps (§12).
+DRIFTED_HOST_IDS_MAX = 1000
+
+
 class AuditRun(models.Model):
     """The summary of one audit_resources run: what /metrics reports as the last audit's drift."""
 
@@ -179,6 +183,9 @@ class AuditRun(models.Model):
     # {counter: {"hosts": hosts whose counter disagreed, "amount": sum of |recorded - expected|}}
     drift = models.JSONField(default=dict)
     node_findings = models.BigIntegerField(default=0)
+    # The ids (as strings) of the hosts whose counters disagreed, at most DRIFTED_HOST_IDS_MAX:
+    # the fleet page marks their tiles without running the fleet-wide audit (§12).
+    drifted_host_ids = models.JSONField(default=list, blank=True)
     source = models.CharField(max_length=10, choices=Source.choices)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
@@ -188,6 +195,10 @@ class AuditRun(models.Model):
     def __str__(self):
         return f"audit at {self.created_at:%Y-%m-%d %H:%M:%S}"
 
+    @property
+    def host_findings(self) -> int:
+        """The audit's host findings (one per host and counter in disagreement), as its summary counts them."""
+        return sum(entry.get("hosts", 0) for entry in self.drift.values())
 
 class OutsideWrite(models.Model):
     """A write to a host's counters or capacity, or to a node's host or allocation, made by a

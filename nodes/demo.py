@@ -78,6 +78,19 @@ def host_capacity(nodes_per_host: int, index: int) -> dict[str, int]:
     return dict(zip(("cpu_cores", "memory_bytes", "disk_bytes"), (size * c for c in CAPACITY_PER_NODE), strict=True))
 
 
+#: The demo's regions, in turn, and the one host it drains (host-00005), so the fleet page has both.
+DEMO_REGIONS = ("eu-1", "us-1")
+DEMO_DRAINING = 4
+
+
+def host_placement(index: int) -> dict[str, str]:
+    """The demo host's region and scheduling (§11)."""
+    return {
+        "region": DEMO_REGIONS[index % len(DEMO_REGIONS)],
+        "scheduling": "draining" if index == DEMO_DRAINING else "automatic",
+    }
+
+
 def node_config(rng: random.Random, image: Image, defaults: dict[str, str], others) -> dict[str, str]:
     """Most nodes run defaults; about one key in four is set to another value."""
     return {

@@ -28,6 +28,7 @@ from hosts.admin.helpers import (
     usage_bar,
 )
 from hosts.admin.outside import cause_lines, causes_html
+from hosts.admin.last_audit import LastAuditFilter
 from hosts.admin.repairs import change_rows, counter_amount, repair_level, repair_summary, report_rows
 from hosts.agent_tokens import agent_token_issue
 from hosts.audit import EXPECTED, HostFinding, host_counter_findings, hosts_with_expected
@@ -197,7 +198,7 @@ class HostAdmin(LargeTableAdmin):
         return PagedChangeList
 
     list_display = ["host", "nodes", "cpu", "memory", "disk", "agent"]
-    list_filter = [DriftFilter, OverCapacityFilter, AgentFilter]
+    list_filter = [DriftFilter, OverCapacityFilter, AgentFilter, LastAuditFilter]
     search_fields = ["name"]
     id_search_field = "pk"
     search_help_text = "Host name (or part of it), or a host id."

@@ -1,9 +1,10 @@
 """/api/v1/ routes: hosts (read), images (read, add), nodes (read, create, delete, upgrade), cancelling
-an agent command."""
+an agent command, the fleet at a glance."""
 
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
+from nodes.api.fleet import FleetView
 from nodes.api.views import CommandCancelView, HostViewSet, ImageViewSet, NodeViewSet
 from nodes.rollouts.api import RolloutViewSet
 
@@ -16,4 +17,5 @@ router.register("rollouts", RolloutViewSet, basename="rollout")
 urlpatterns = [
     *router.urls,
     path("commands/<bigint:pk>/cancel/", CommandCancelView.as_view(), name="command-cancel"),
+    path("fleet/", FleetView.as_view(), name="fleet"),
 ]

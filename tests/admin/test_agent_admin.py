@@ -198,11 +198,12 @@ def test_issue_agent_token_confirms_then_shows_each_token_once_and_stores_its_di
     assert again.status_code == 200
 
 
-def test_fleet_health_links_to_overdue_commands_and_offline_agents():
+def test_the_fleet_page_links_to_overdue_commands_and_offline_agents():
+    # The admin home's "Fleet health" box became the fleet page (§12): its counts link to the lists.
     page = client_for(staff()).get(reverse("admin:index")).content.decode()
 
-    assert f'href="{reverse(COMMANDS)}?overdue=yes">Overdue agent commands</a>' in page
-    assert f'href="{reverse(HOSTS)}?agent=offline">Offline agents</a>' in page
+    assert f'id="nf-commands-overdue" href="{reverse(COMMANDS)}?overdue=yes"><b>0</b> overdue</a>' in page
+    assert f'id="nf-inflight-offline" href="{reverse(HOSTS)}?agent=offline"><b>0</b> offline</a>' in page
 
 
 @pytest.mark.parametrize(

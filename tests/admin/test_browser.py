@@ -168,3 +168,90 @@ def test_support_staff_repair_a_drifted_host_from_the_hosts_list(page, screensho
     expect(page.locator(".nf-badge-drift")).to_have_count(0)
     drifted.refresh_from_db()
     assert (drifted.node_count, drifted.node_memory_bytes) == (3, 22 * GiB)
+
+
+#: Collects every CSP violation the page reports, from its first script on.
+RECORD_VIOLATIONS = """
+window.cspViolations = [];
+document.addEventListener("securitypolicyviolation", (event) => {
+  window.cspViolations.push(`${event.violatedDirective} blocked ${event.blockedURI || "inline"}`);
+});
+"""
+
+#: The tallest row label of the fleet page's tables and its narrowest cell with text (a cell squeezed
+#: to a letter per line is both tall and narrow; cells of links may wrap between links).
+SQUEEZE = """
+() => {
+  const cells = [...document.querySelectorAll('#nf-fleet td, #nf-fleet th')].filter((c) => c.innerText.trim());
+  const labels = [...document.querySelectorAll('#nf-fleet th[scope=row], #nf-fleet th[scope=col]')];
+  return [Math.max(...labels.map((c) => c.getBoundingClientRect().height)),
+          Math.min(...cells.map((c) => c.getBoundingClientRect().width))];
+}
+"""
+
+
+def test_support_staff_see_the_fleet_at_a_glance_on_the_admin_home(page, screenshots):
+    from tests.nodes.fleet_fixture import build_fleet
+
+    built = build_fleet()
+    errors = []
+    page.add_init_script(RECORD_VIOLATIONS)
+    page.on(
+        "console",
+        lambda message: errors.append((message.text, message.location.get("url"))) if message.type == "error" else None,
+    )
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    log_in(
+        page,
+        UserFactory(
+            username="support",
+            is_staff=True,
+            permissions=[
+                "hosts.view_host",
+                "nodes.view_node",
+                "nodes.view_command",
+                "nodes.view_rollout",
+                "nodes.view_image",
+            ],
+        ),
+    )
+
+    page.goto("/admin/")
+    fleet_page = page.locator("#nf-fleet")
+    expect(fleet_page.locator("#nf-capacity")).to_contain_text("eu-1")
+    expect(fleet_page.locator("a.nf-tile")).to_have_count(4)
+    expect(fleet_page.locator("a.nf-tile.nf-is-draining")).to_have_attribute("data-host", "eu-a2")
+    expect(fleet_page.locator("#nf-audit-age")).to_contain_text("minutes ago")
+    expect(fleet_page.locator("#nf-outcomes svg.nf-chart")).to_be_visible()
+    for width in (1024, 1280, 1400):
+        page.set_viewport_size({"width": width, "height": 900})
+        tallest_label, narrowest = page.evaluate(SQUEEZE)
+        # a row's height follows its widest content (links wrap); a cell squeezed to a letter per line is narrow
+        assert narrowest > 24, f"a fleet table cell is squeezed at {width} px ({tallest_label} px tall label)"
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.screenshot(path=screenshots / "fleet.png", full_page=True)
+
+    # Dark theme: the panels read the admin's variables.
+    light = page.evaluate("getComputedStyle(document.querySelector('.nf-panel')).backgroundColor")
+    page.evaluate("localStorage.setItem('theme', 'dark')")
+    page.reload()
+    dark = page.evaluate("getComputedStyle(document.querySelector('.nf-panel')).backgroundColor")
+    assert dark != light
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.screenshot(path=screenshots / "fleet-dark-1280.png", full_page=True)
+    page.evaluate("localStorage.setItem('theme', 'light')")
+
+    # A tile leads to its host.
+    page.locator("a.nf-tile[data-host='zz-c1']").click()
+    expect(page).to_have_url(re.compile(rf"/admin/hosts/host/{built.hosts['zz-c1'].pk}/change/$"))
+
+    # A number leads to the list it counts, showing that many rows.
+    for link in ("#nf-commands-overdue", "#nf-nodes-failed", "#nf-hosts-offline", "#nf-rollouts-halted"):
+        page.goto("/admin/")
+        number = int(page.locator(f"{link} b").inner_text())
+        page.locator(link).click()
+        expect(page.locator("#result_list tbody tr")).to_have_count(number)
+
+    assert page.evaluate("window.cspViolations") == []
+    # The browser asks for /favicon.ico on its own (the admin has none): the only error allowed.
+    assert [error for error in errors if not (error[1] or "").endswith("/favicon.ico")] == []

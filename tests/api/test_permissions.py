@@ -21,6 +21,7 @@ def requests(fleet):
         "images": ("get", "/api/v1/images/", None),
         "image": ("get", f"/api/v1/images/{v2.pk}/", None),
         "nodes": ("get", "/api/v1/nodes/", None),
+        "fleet": ("get", "/api/v1/fleet/", None),
         "node": ("get", f"/api/v1/nodes/{node.pk}/", None),
         "create": (
             "post",
@@ -50,7 +51,7 @@ def requests(fleet):
     }
 
 
-READS = ["hosts", "host", "images", "image", "nodes", "node", "headroom"]
+READS = ["hosts", "host", "images", "image", "nodes", "node", "headroom", "fleet"]
 WRITES = [
     "create",
     "create-force",
@@ -124,7 +125,13 @@ def test_a_bad_token_is_401(fleet, header):
 
 @pytest.mark.parametrize(
     "role, name",
-    [("nobody", "hosts"), ("nobody", "node"), ("upgrader-without-view", "nodes"), ("upgrader-without-view", "image")],
+    [
+        ("nobody", "hosts"),
+        ("nobody", "node"),
+        ("upgrader-without-view", "nodes"),
+        ("upgrader-without-view", "image"),
+        ("upgrader-without-view", "fleet"),
+    ],
 )
 def test_reads_without_the_view_permission_are_403_naming_it(fleet, role, name):
     permissions = {"nobody": [], "upgrader-without-view": ["nodes.upgrade_node"]}[role]
@@ -132,7 +139,12 @@ def test_reads_without_the_view_permission_are_403_naming_it(fleet, role, name):
 
     body = assert_problem(call(client, fleet, name), 403, "permission_denied")
 
-    model = {"hosts": "hosts.view_host", "node": "nodes.view_node", "nodes": "nodes.view_node"}
+    model = {
+        "hosts": "hosts.view_host",
+        "node": "nodes.view_node",
+        "nodes": "nodes.view_node",
+        "fleet": "hosts.view_host",
+    }
     assert model.get(name, "nodes.view_image") in body["detail"]
 
 

@@ -48,6 +48,7 @@ def test_an_unknown_parameter_on_the_nodes_list_is_invalid_naming_it(admin_clien
         ("post", "/api/v1/images/?protocol=ethereum"),
         ("post", "/api/v1/nodes/{node}/upgrade/?dry_run=true"),
         ("delete", "/api/v1/nodes/{node}/?force=true"),
+        ("get", "/api/v1/fleet/?region=eu-1"),  # the fleet answers for the whole fleet
     ],
 )
 def test_an_unknown_parameter_on_any_operation_is_invalid_and_changes_nothing(admin_client, fleet, method, path):

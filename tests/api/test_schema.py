@@ -49,6 +49,7 @@ def test_the_schema_is_public_even_with_a_bad_token(client):
         "/api/v1/nodes/{id}/",
         "/api/v1/nodes/{id}/upgrade/",
         "/api/v1/commands/{id}/cancel/",
+        "/api/v1/fleet/",
         "/api/v1/agent/commands/",
         "/api/v1/agent/commands/{id}/ack/",
         "/api/v1/agent/commands/{id}/result/",

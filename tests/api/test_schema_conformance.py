@@ -191,6 +191,12 @@ def test_every_operation_answers_what_the_served_schema_says(client, admin_clien
     tour.call(roller, "post", f"{rollouts}{rollout}/abort/", status=200)
     tour.call(as_role("reader"), "get", rollouts, status=403)
 
+    # The fleet at a glance (§12).
+    tour.call(as_role("reader"), "get", "/api/v1/fleet/", status=200)  # commands and rollouts null
+    tour.call(admin_client, "get", "/api/v1/fleet/", status=200)  # every panel
+    tour.call(roller, "get", "/api/v1/fleet/", status=403)  # no hosts.view_host
+    tour.call(anonymous, "get", "/api/v1/fleet/", status=401)
+
     # The caller's own API tokens: make, list, revoke one, revoke all, and their refusals.
     # Tokens are made from a session only (tokens.api.InteractiveSession); a token is refused.
     person = UserFactory(permissions=["hosts.view_host", "nodes.view_image", "nodes.view_node"])

@@ -12,7 +12,7 @@ from tqdm import tqdm
 from hosts.locks import lock_hosts
 from hosts.models import COUNTER_OF_RESOURCE, Host
 from nodes.changes import image_spec
-from nodes.demo import ensure_catalogue, host_capacity, node_config, other_values
+from nodes.demo import ensure_catalogue, host_capacity, host_placement, node_config, other_values
 from nodes.models import Node
 from nodes.resources import Resources, required_allocation
 
@@ -51,7 +51,7 @@ class Command(BaseCommand):
         names = {f"host-{index + 1:05d}": index for index in indexes}
         existing = dict(Host.objects.filter(name__in=names).values_list("name", "id"))
         missing = [
-            Host(id=uuid.uuid4(), name=name, **host_capacity(nodes_per_host, index))
+            Host(id=uuid.uuid4(), name=name, **host_capacity(nodes_per_host, index), **host_placement(index))
             for name, index in names.items()
             if name not in existing
         ]

@@ -61,8 +61,10 @@ def test_upgrades_are_counted_by_outcome_and_timed(client):
 
 
 def test_metrics_show_the_last_audits_drift():
-    finding = SimpleNamespace(field="node_cpu_cores", recorded=9, expected=4)
-    audit_run_record(host_findings=[finding], hosts_checked=10, nodes_checked=40, node_findings=2)
+    host = HostFactory()
+    finding = SimpleNamespace(host_id=host.pk, field="node_cpu_cores", recorded=9, expected=4)
+    run = audit_run_record(host_findings=[finding], hosts_checked=10, nodes_checked=40, node_findings=2)
+    assert run.drifted_host_ids == [str(host.pk)]  # the fleet page's marks (§12)
 
     body = scrape(APIClient())
 
@@ -70,6 +72,35 @@ def test_metrics_show_the_last_audits_drift():
     assert 'nodefleet_audit_drift_amount{counter="node_cpu_cores"} 5.0' in body
     assert 'nodefleet_audit_drift_hosts{counter="node_count"} 0.0' in body
     assert "nodefleet_audit_node_findings 2.0" in body
+
+
+def test_an_audit_run_keeps_each_drifted_host_once_and_at_most_1000():
+    findings = [
+        SimpleNamespace(host_id=f"00000000-0000-0000-0000-{n // 2:012d}", field=field, recorded=1, expected=0)
+        for n, field in zip(range(2400), ["node_count", "node_cpu_cores"] * 1200, strict=True)
+    ]
+
+    run = audit_run_record(host_findings=findings, hosts_checked=1200, nodes_checked=0, node_findings=0)
+
+    assert len(run.drifted_host_ids) == 1000 == len(set(run.drifted_host_ids))
+    assert run.drifted_host_ids[0] == "00000000-0000-0000-0000-000000000000"
+    assert run.drift["node_count"]["hosts"] == 1200 and run.host_findings == 2400
+
+
+def test_metrics_show_the_fleets_capacity_per_region_from_host_rows():
+    eu = HostFactory(region="eu-1", cpu_cores=64, reserved_cpu_cores=4, cpu_allocation_ratio="1.5")
+    HostFactory(region="eu-1", cpu_cores=16)
+    HostFactory(region="", cpu_cores=8)
+    place_node(host=eu, image=ImageFactory(min_cpu_cores=3))
+
+    body = scrape(APIClient())
+
+    assert 'nodefleet_capacity{kind="physical",region="eu-1",resource="cpu_cores"} 80.0' in body
+    assert 'nodefleet_capacity{kind="allocatable",region="eu-1",resource="cpu_cores"} 106.0' in body  # 90 + 16
+    assert 'nodefleet_capacity{kind="used",region="eu-1",resource="cpu_cores"} 3.0' in body
+    assert 'nodefleet_capacity{kind="physical",region="",resource="cpu_cores"} 8.0' in body
+    HostFactory(region="us-1", cpu_cores=2)
+    assert 'nodefleet_capacity{kind="physical",region="us-1",resource="cpu_cores"} 2.0' in scrape(APIClient())
 
 
 def test_metrics_without_a_token_are_closed_in_production_even_to_loopback(client, settings):
