@@ -200,6 +200,7 @@ class AuditRun(models.Model):
         """The audit's host findings (one per host and counter in disagreement), as its summary counts them."""
         return sum(entry.get("hosts", 0) for entry in self.drift.values())
 
+
 class OutsideWrite(models.Model):
     """A write to a host's counters or capacity, or to a node's host or allocation, made by a
     connection that is not Nodefleet's (§13): recorded by the database's own trigger (hosts.outside),

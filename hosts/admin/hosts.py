@@ -27,8 +27,8 @@ from hosts.admin.helpers import (
     counter_label,
     usage_bar,
 )
-from hosts.admin.outside import cause_lines, causes_html
 from hosts.admin.last_audit import LastAuditFilter
+from hosts.admin.outside import cause_lines, causes_html
 from hosts.admin.repairs import change_rows, counter_amount, repair_level, repair_summary, report_rows
 from hosts.agent_tokens import agent_token_issue
 from hosts.audit import EXPECTED, HostFinding, host_counter_findings, hosts_with_expected
