@@ -126,7 +126,7 @@ class HostAdmin(HostWrites, LargeTableAdmin):
     def get_changelist(self, request, **kwargs):
         return PagedChangeList
 
-    list_display = ["host", "region_column", "scheduling_column", "nodes", "cpu", "memory", "disk", "model", "agent"]
+    list_display = ["host", "region_column", "scheduling_column", "nodes", "cpu", "memory", "disk", "ratios", "agent"]
     list_filter = [DriftFilter, OverCapacityFilter, AgentFilter, RegionFilter, SchedulingFilter]
     search_fields = ["name"]
     id_search_field = "pk"
@@ -207,7 +207,7 @@ class HostAdmin(HostWrites, LargeTableAdmin):
         return usage(host, "disk_bytes")
 
     @admin.display(description="ratios, reserve")
-    def model(self, host):
+    def ratios(self, host):
         return model_text(host)
 
     @admin.display(description="allocatable")
