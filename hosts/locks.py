@@ -6,7 +6,18 @@
     3. then a command's row (§9), after the node and host it concerns;
     4. rollout-node rows (UPDATEs only, by every writer that moves them, after 0-3).
 
-Writers: node_create locks its host; node_delete locks the node with its host (lock_with_host);
+Images are leaf locks: a writer that places a node on an image, or moves one to it, holds FOR
+KEY SHARE on the image's row (nodes.locks.share_image) and an image's writers (FOR UPDATE)
+never lock a host, so an image lock never waits on a host lock of the same transaction.
+
+Placement (hosts.placement, §11) reads the image (its share lock) before it locks a host, and
+holds AT MOST ONE host lock at any time: it locks one candidate by primary key (SKIP LOCKED
+among the best few, or waiting for the best), and a candidate that no longer fits under the
+lock is released (ROLLBACK TO SAVEPOINT) before the next is tried. hosts.services.host_update
+locks its host alone (lock_host), as a node change does.
+
+Writers: node_create locks its host (named, or chosen by placement); node_delete locks the node
+with its host (lock_with_host);
 node_upgrade does the same in the one statement of nodes/locks.py that also reads both images;
 the node allocation repair (--fix-nodes) locks each node with its host too; the counter repair
 locks hosts only, in pk order, one batch per transaction. The agent outcomes and cancels of

@@ -1,5 +1,7 @@
 """The core promise, checked as a state machine on PostgreSQL (hypothesis): whatever sequence of
-creates, upgrades (valid or not, forced, planned), deletes, agent acks and results (rollbacks and
+creates (named, or placed by §11 with the plan predicting the host), changes of a host's
+capacity model (reserve, ratio, slots, scheduling), upgrades (valid or not, forced, planned),
+deletes, agent acks and results (rollbacks and
 retry_later included), cancels, rollouts (created, started, advanced, paused, resumed, aborted,
 their nodes' agents answering by the result rule), drift written around the app and repairs,
 after every step each
@@ -17,11 +19,13 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
 from config.errors import ApplicationError
+from hosts import capacity
 from hosts.audit import host_counter_findings
 from hosts.models import COUNTER_FIELDS, CounterRepair, Host
 from hosts.repair import host_counters_repair
+from hosts.services import host_update
 from nodes.agent.lifecycle import command_ack, command_cancel, command_result
-from nodes.changes import image_spec, node_create, node_delete, node_upgrade, node_upgrade_plan
+from nodes.changes import image_spec, node_create, node_delete, node_placement_plan, node_upgrade, node_upgrade_plan
 from nodes.models import OPEN_STATUSES, OUTCOMES_OF_KIND, Command, Image, ImageProperty, Node, NodeLog
 from nodes.resources import Resources, required_allocation
 from nodes.rollouts.models import ACTIVE_STATES, Rollout, RolloutNode
@@ -88,8 +92,63 @@ class Fleet(RuleBasedStateMachine):
             )
         except ApplicationError as error:
             assert not (force and error.code == "insufficient_capacity")
+            assert (error.code == "host_unavailable") == (
+                Host.objects.get(pk=self.hosts[host].pk).scheduling == "draining"
+            )
             return
         self.nodes.append(change.node.pk)
+
+    @rule(
+        image=st.integers(0, 3),
+        archive=st.booleans(),
+        strategy=st.sampled_from(["binpack", "spread"]),
+        spread_protocol=st.booleans(),
+    )
+    def place(self, image, archive, strategy, spread_protocol):
+        """A create without a host (§11): the plan of one node names the host the create takes,
+        or the refusal the create gets; the host taken had room for the node."""
+        self.serial += 1
+        properties = {"archive": "on"} if archive and self.images[image].properties.exists() else {}
+        placement = {"strategy": strategy, "spread_protocol": spread_protocol}
+        planned = node_placement_plan(image_id=self.images[image].pk, properties=properties, placement=placement).plan
+        try:
+            change = node_create(
+                name=f"n{self.serial}", image_id=self.images[image].pk, properties=properties, placement=placement
+            )
+        except ApplicationError as error:
+            assert error.code == "no_host_available", error
+            assert planned.error is not None and planned.error.detail == error.detail
+            return
+        assert [row["host_id"] for row in planned.placements] == [change.host.pk]
+        host = Host.objects.get(pk=change.host.pk)
+        assert host.scheduling == "automatic"
+        for name, amount in Resources.of(change.node).items():
+            assert amount == 0 or capacity.used(host, name) <= capacity.allocatable(host, name)
+        self.nodes.append(change.node.pk)
+
+    @rule(
+        host=st.integers(0, 1),
+        reserved_cpu=st.integers(0, 14),
+        ratio=st.sampled_from(["0.5", "1", "1.5", "2.0001"]),
+        max_nodes=st.one_of(st.none(), st.integers(0, 6)),
+        scheduling=st.sampled_from(["automatic", "automatic", "manual", "draining"]),
+    )
+    def change_host(self, host, reserved_cpu, ratio, max_nodes, scheduling):
+        """The capacity model changed under the host's lock: allowed even when the host ends
+        over-allocated, and the answer names exactly what is over; counters untouched."""
+        before = Host.objects.filter(pk=self.hosts[host].pk).values(*COUNTER_FIELDS).get()
+        written = host_update(
+            host_id=self.hosts[host].pk,
+            values={
+                "reserved_cpu_cores": reserved_cpu,
+                "memory_allocation_ratio": ratio,
+                "max_nodes": max_nodes,
+                "scheduling": scheduling,
+            },
+        )
+        fresh = Host.objects.get(pk=self.hosts[host].pk)
+        assert written.over_allocated == capacity.over_allocated(fresh)
+        assert Host.objects.filter(pk=fresh.pk).values(*COUNTER_FIELDS).get() == before
 
     @precondition(lambda self: self.nodes)
     @rule(data=st.data(), image=st.integers(0, 3), force=st.booleans(), dry_run=st.booleans())

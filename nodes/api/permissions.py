@@ -34,6 +34,22 @@ class ModelReadPermission(BasePermission):
         return False
 
 
+def read_permission(label: str) -> type[BasePermission]:
+    """Reads of another model (`app.model`): its view permission, or its change permission, as
+    ModelReadPermission grants them."""
+    app_label, model_name = label.split(".")
+    view_perm, change_perm = f"{app_label}.view_{model_name}", f"{app_label}.change_{model_name}"
+
+    class CanRead(BasePermission):
+        message = f"You need the {view_perm} permission."
+
+        def has_permission(self, request, view):
+            return request.user.has_perm(view_perm) or request.user.has_perm(change_perm)
+
+    CanRead.__name__ = f"CanRead_{app_label}_{model_name}"
+    return CanRead
+
+
 def check_force(user, *, force: bool) -> None:
     """`force: true` needs hosts.overcommit_host, whether or not the change would fit."""
     if force and not user.has_perm(OVERCOMMIT):

@@ -17,7 +17,7 @@ from hosts.services import host_create, host_update
 from nodes.agent.lifecycle import command_cancel
 from nodes.agent.serializers import CommandSerializer, EmptyBodySerializer
 from nodes.api.filters import NodeFilter
-from nodes.api.permissions import ModelReadPermission, check_force, model_permission
+from nodes.api.permissions import ModelReadPermission, check_force, model_permission, read_permission
 from nodes.api.serializers import (
     HeadroomSerializer,
     HostSerializer,
@@ -134,11 +134,7 @@ class ImageViewSet(FleetReadViewSet):
         if self.action == "create":
             return [IsAuthenticated(), model_permission("nodes.add_image")()]
         if self.action == "headroom":
-            return [
-                IsAuthenticated(),
-                model_permission("nodes.view_image")(),
-                model_permission("hosts.view_host")(),
-            ]
+            return [IsAuthenticated(), read_permission("nodes.image")(), read_permission("hosts.host")()]
         return super().get_permissions()
 
     @extend_schema(

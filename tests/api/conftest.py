@@ -31,6 +31,8 @@ ROLES = {
         "nodes.upgrade_node",
         "hosts.overcommit_host",
         "nodes.add_image",
+        "hosts.add_host",
+        "hosts.change_host",
     ],
 }
 

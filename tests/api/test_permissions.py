@@ -33,6 +33,11 @@ def requests(fleet):
             {"name": "n", "host_id": str(fleet["host"].pk), "image_id": str(fleet["v1"].pk), "force": True},
         ),
         "add-image": ("post", "/api/v1/images/", {"protocol": "ethereum", "version": "1.1.0"}),
+        "headroom": ("get", f"/api/v1/images/{v2.pk}/headroom/", None),
+        "placed-create": ("post", "/api/v1/nodes/", {"name": "p", "image_id": str(fleet["v1"].pk)}),
+        "placement-plan": ("post", "/api/v1/nodes/placement/", {"image_id": str(fleet["v1"].pk), "count": 2}),
+        "add-host": ("post", "/api/v1/hosts/", {"name": "h2", "cpu_cores": 1, "memory_bytes": 1, "disk_bytes": 1}),
+        "change-host": ("patch", f"/api/v1/hosts/{fleet['host'].pk}/", {"region": "eu-1"}),
         "delete": ("delete", f"/api/v1/nodes/{node.pk}/", None),
         "upgrade": ("post", f"/api/v1/nodes/{node.pk}/upgrade/", {"image_id": str(v2.pk)}),
         "plan": ("post", f"/api/v1/nodes/{node.pk}/upgrade/", {"image_id": str(v2.pk), "dry_run": True}),
@@ -45,8 +50,21 @@ def requests(fleet):
     }
 
 
-READS = ["hosts", "host", "images", "image", "nodes", "node"]
-WRITES = ["create", "create-force", "add-image", "delete", "upgrade", "plan", "upgrade-force", "plan-force"]
+READS = ["hosts", "host", "images", "image", "nodes", "node", "headroom"]
+WRITES = [
+    "create",
+    "create-force",
+    "add-image",
+    "delete",
+    "upgrade",
+    "plan",
+    "upgrade-force",
+    "plan-force",
+    "placed-create",
+    "placement-plan",
+    "add-host",
+    "change-host",
+]
 
 #: role -> the requests it may make (any other: 403 signed in, 401 anonymous).
 ALLOWED = {
@@ -54,10 +72,10 @@ ALLOWED = {
     "reader": READS,
     "upgrader": [*READS, "upgrade", "plan"],
     "overcommitter": [*READS, "upgrade", "plan", "upgrade-force", "plan-force"],
-    "operator": [*READS, "create", "delete", "upgrade", "plan"],
+    "operator": [*READS, "create", "delete", "upgrade", "plan", "placed-create", "placement-plan"],
     "admin": [*READS, *WRITES],
 }
-SUCCESS = {"create": 201, "create-force": 201, "add-image": 201, "delete": 204}
+SUCCESS = {"create": 201, "create-force": 201, "add-image": 201, "delete": 204, "placed-create": 201, "add-host": 201}
 
 
 def call(client, fleet, name):

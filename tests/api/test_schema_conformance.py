@@ -109,6 +109,28 @@ def test_every_operation_answers_what_the_served_schema_says(client, admin_clien
         status=409,
     )
     tour.call(admin_client, "post", "/api/v1/nodes/", {**created, "name": "t3", "host_id": missing}, status=404)
+    # Placement (§11): a placed create, its refusals, the plan, headroom and host writes.
+    placed = {"name": "tour-placed", "image_id": str(v1.pk), "placement": {"strategy": "spread", "region": None}}
+    tour.call(admin_client, "post", "/api/v1/nodes/", placed, status=201)
+    tour.call(admin_client, "post", "/api/v1/nodes/", {**placed, "name": "t4", "host_id": str(host.pk)}, status=400)
+    tour.call(admin_client, "post", "/api/v1/nodes/", {"name": "t5", "image_id": str(huge.pk)}, status=409)
+    plan = "/api/v1/nodes/placement/"
+    tour.call(admin_client, "post", plan, {"image_id": str(v1.pk), "count": 3}, status=200)
+    tour.call(admin_client, "post", plan, {"image_id": str(huge.pk)}, status=200)  # with its error
+    tour.call(admin_client, "post", plan, {"image_id": str(v1.pk), "count": 0}, status=400)
+    tour.call(admin_client, "post", plan, {"image_id": missing}, status=404)
+    tour.call(as_role("reader"), "post", plan, {"image_id": str(v1.pk)}, status=403)
+    tour.call(admin_client, "get", f"/api/v1/images/{v1.pk}/headroom/", status=200)
+    tour.call(admin_client, "get", f"/api/v1/images/{v1.pk}/headroom/", query={"region": ""}, status=200)
+    tour.call(admin_client, "get", f"/api/v1/images/{missing}/headroom/", status=404)
+    new_host = {"name": "tour-host", "cpu_cores": 8, "memory_bytes": 8 * GiB, "disk_bytes": 100 * GiB}
+    made = tour.call(admin_client, "post", "/api/v1/hosts/", new_host, status=201).json()
+    tour.call(admin_client, "post", "/api/v1/hosts/", new_host, status=400)  # the name is taken
+    tour.call(as_role("reader"), "post", "/api/v1/hosts/", {**new_host, "name": "x"}, status=403)
+    tour.call(admin_client, "patch", f"/api/v1/hosts/{host.pk}/", {"reserved_memory_bytes": 60 * GiB}, status=200)
+    tour.call(admin_client, "patch", f"/api/v1/hosts/{made['id']}/", {"node_count": 1}, status=400)
+    tour.call(admin_client, "patch", f"/api/v1/hosts/{missing}/", {"region": "x"}, status=404)
+
     tour.call(as_role("reader"), "delete", f"/api/v1/nodes/{other.pk}/", status=403)
     tour.call(admin_client, "delete", f"/api/v1/nodes/{other.pk}/", status=204)
     tour.call(admin_client, "delete", f"/api/v1/nodes/{other.pk}/", status=404)

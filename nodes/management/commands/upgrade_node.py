@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 from config.errors import ApplicationError
 from config.text import escape_unprintable
 from config.units import RESOURCE_LABELS, human_amount
+from hosts.capacity import allocatable
 from hosts.models import COUNTER_OF_RESOURCE, Source
 from nodes.changes import UpgradeOutcome, node_upgrade, node_upgrade_plan
 from nodes.selectors import image_by_id_or_label, node_by_id_or_name
@@ -33,7 +34,7 @@ def _plan_lines(outcome: UpgradeOutcome) -> list[str]:
     lines = [f"Host {host.name} after the upgrade:"]
     for name in outcome.old.as_dict():
         used = getattr(host, COUNTER_OF_RESOURCE[name])
-        capacity = getattr(host, name)
+        capacity = allocatable(host, name)  # what the fit reads (§11)
         fits = "fits" if outcome.fits[name] else "DOES NOT FIT"
         lines.append(
             f"  {RESOURCE_LABELS[name]:<7} {human_amount(name, used)} of {human_amount(name, capacity)} used, "
