@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from django.contrib import admin
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from config.units import RESOURCE_LABELS, RESOURCES, human_amount, human_bytes, human_cores
 from hosts.admin.helpers import PrintableFieldsForm, usage_bar
@@ -155,17 +156,17 @@ def slots_text(host: Host) -> str:
 
 
 def model_text(host: Host):
-    """Reserve and ratios that differ from the defaults, e.g. `CPU x4; memory 8.0 GiB reserved`."""
-    parts = []
+    """Ratios and reserves that differ from the defaults, one line each (`CPU x4`, `memory
+    16.0 GiB reserved`); a dash when the host has none."""
+    lines = []
     for resource in RESOURCES:
-        bits = []
         if getattr(host, RATIO[resource]) != 1:
-            bits.append(f"x{_ratio_text(getattr(host, RATIO[resource]))}")
+            lines.append((f"{RESOURCE_LABELS[resource]} x{_ratio_text(getattr(host, RATIO[resource]))}",))
+    for resource in RESOURCES:
         if getattr(host, RESERVED[resource]):
-            bits.append(f"{human_amount(resource, getattr(host, RESERVED[resource]))} reserved")
-        if bits:
-            parts.append(f"{RESOURCE_LABELS[resource]} {', '.join(bits)}")
-    return "; ".join(parts) or "—"
+            amount = human_amount(resource, getattr(host, RESERVED[resource]))
+            lines.append((f"{RESOURCE_LABELS[resource]} {amount} reserved",))
+    return format_html_join(mark_safe("<br>"), '<span class="nf-nowrap">{}</span>', lines) or "—"
 
 
 def allocatable_text(host: Host):

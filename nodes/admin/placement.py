@@ -250,7 +250,8 @@ def plan_context(result, data: dict, placement: dict) -> dict:
         "hosts_considered": plan.hosts_considered,
         "hosts": [{**host, "score": _percent(host["score"]), "why": _reason_text(host, region)} for host in plan.hosts],
         "strategy": placement.get("strategy", "binpack"),
-        "region": "any region" if region is None else region or "hosts without a region",
+        "region": "any region" if region is None else f"region {region}" if region else "hosts without a region",
+        "free_columns": 2 + len(RESOURCES) + 1,
         "spread_protocol": placement.get("spread_protocol", False),
     }
 
