@@ -126,7 +126,7 @@ class HostAdmin(HostWrites, LargeTableAdmin):
     def get_changelist(self, request, **kwargs):
         return PagedChangeList
 
-    list_display = ["host", "region_column", "scheduling_column", "nodes", "cpu", "memory", "disk", "ratios", "agent"]
+    list_display = ["host", "placement", "nodes", "cpu", "memory", "disk", "ratios", "agent"]
     list_filter = [DriftFilter, OverCapacityFilter, AgentFilter, RegionFilter, SchedulingFilter]
     search_fields = ["name"]
     id_search_field = "pk"
@@ -186,13 +186,9 @@ class HostAdmin(HostWrites, LargeTableAdmin):
         title = f"The nodes of {host.name}" + ("" if host.max_nodes is None else f" (of {host.max_nodes} slots)")
         return format_html('<a href="{}" title="{}">{}</a>', url, title, slots_text(host))
 
-    @admin.display(description="region", ordering="region")
-    def region_column(self, host):
-        return host.region or "—"
-
-    @admin.display(description="scheduling", ordering="scheduling")
-    def scheduling_column(self, host):
-        return scheduling_badge(host)
+    @admin.display(description="region, scheduling", ordering="region")
+    def placement(self, host):
+        return format_html('<span class="nf-region">{}</span><br>{}', host.region or "—", scheduling_badge(host))
 
     @admin.display(description="CPU used / allocatable", ordering="node_cpu_cores")
     def cpu(self, host):

@@ -51,7 +51,7 @@ def test_list_shows_region_scheduling_slots_ratios_and_bars_against_allocatable(
     assert 'title="The nodes of over-1 (of 4 slots)">1 / 4</a>' in page
     assert '<span class="nf-badge nf-state nf-scheduling-draining"' in page
     assert '<span class="nf-badge nf-state nf-scheduling-manual"' in page
-    assert '<td class="field-region_column">eu-1</td>' in page
+    assert '<td class="field-placement"><span class="nf-region">eu-1</span><br><span class="nf-muted">automatic' in page
     assert "hosts/placement.css" in page
 
 
