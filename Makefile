@@ -13,17 +13,20 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 
 venv: $(VENV)/.installed
 
-## Quick start: migrate a local SQLite database, seed the demo fleet, print a login, then serve
-## with the simulated host agents beside the server (tools/devserver.py: Ctrl-C stops them all).
+## Quick start: write .env.quickstart once (config/quickstart.py: a generated SECRET_KEY, DEBUG, the
+## demo login's password; never overwritten, read by every manage.py command of this checkout while
+## DATABASE_URL is unset), migrate a local SQLite database, seed the demo fleet, print the login, then
+## serve with the simulated host agents beside the server (tools/devserver.py: Ctrl-C stops them all).
 ## RUN_ADDR picks another address (e.g. `make run RUN_ADDR=127.0.0.1:8001`); AGENT_ARGS the agents'
 ## behaviour (e.g. `make run AGENT_ARGS="--fail-rate 0.1 --rollback-rate 0.1"`: every change succeeds by default).
 RUN_ADDR ?= 127.0.0.1:8000
 AGENT_ARGS ?= --interval 2
 run: venv
-	DEBUG=1 $(BIN)/python manage.py migrate --no-input -v 0
-	DEBUG=1 $(BIN)/python manage.py seed_demo
-	DEBUG=1 $(BIN)/python manage.py demo_login
-	DEBUG=1 $(BIN)/python -m tools.devserver \
+	$(BIN)/python -m config.quickstart
+	$(BIN)/python manage.py migrate --no-input -v 0
+	$(BIN)/python manage.py seed_demo
+	$(BIN)/python manage.py demo_login --addr $(RUN_ADDR)
+	$(BIN)/python -m tools.devserver \
 		"$(BIN)/python manage.py runserver $(RUN_ADDR)" \
 		"$(BIN)/python manage.py simulate_agents --url http://$(RUN_ADDR) $(AGENT_ARGS)" \
 		"$(BIN)/python manage.py db_worker --interval 0.5 --no-reload"
@@ -56,6 +59,7 @@ bench: venv
 	$(BIN)/python -u bench/agent_poll.py
 	$(BIN)/python -u bench/auth_cost.py
 	$(BIN)/python -u bench/rollout_throughput.py
+	$(BIN)/python -u bench/placement_throughput.py
 
 ## Known vulnerabilities in the installed dependencies (pip-audit, PyPI's data). Exit 0 clean,
 ## 1 vulnerable, 3 when it could not audit (index unreachable, or versions it does not know).
@@ -72,4 +76,4 @@ format: venv
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) db.sqlite3 db.sqlite3-wal db.sqlite3-shm staticfiles .pytest_cache
+	rm -rf $(VENV) db.sqlite3 db.sqlite3-wal db.sqlite3-shm .env.quickstart staticfiles .pytest_cache

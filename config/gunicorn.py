@@ -2,7 +2,8 @@
 
 Environment: BIND (default 127.0.0.1:8000), WEB_CONCURRENCY (workers, default one per core),
 GUNICORN_WORKER_CLASS (default gthread; sync also works), GUNICORN_THREADS (per gthread worker,
-default 4), GUNICORN_TIMEOUT, GUNICORN_ACCESS_LOG (default "-", stdout; empty for none).
+default 4), GUNICORN_TIMEOUT, GUNICORN_ACCESS_LOG (default "-", stdout; empty for none); BEHIND_TLS_PROXY
+and FORWARDED_ALLOW_IPS (below).
 
 Worker class and count, measured (docs/performance.md, "Through HTTP: wrk, gunicorn worker
 class and count"; `bench/http_throughput.py --configs sync:4,gthread:2x4,...`): a request
@@ -14,6 +15,9 @@ Each worker is a process with its own metrics; they are gathered through PROMETH
 
 import os
 import tempfile
+from pathlib import Path
+
+import environ
 
 bind = os.environ.get("BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", str(os.cpu_count() or 2)))
@@ -22,7 +26,23 @@ threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-") or None  # empty: no access log
 graceful_timeout = 10
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+# Forwarded headers. gunicorn's defaults believe X-Forwarded-Proto (and X-Forwarded-Ssl,
+# X-Forwarded-Protocol, SCRIPT_NAME, PATH_INFO) from 127.0.0.1 and from any UNIX-socket peer,
+# setting wsgi.url_scheme to https: a request would count as secure (no TLS redirect, HSTS
+# sent) on a client's word, whatever Django's BEHIND_TLS_PROXY says. So gunicorn believes
+# them exactly when Django does (config/settings.py reads the same variable, and .env): with
+# BEHIND_TLS_PROXY=true, X-Forwarded-Proto alone, from FORWARDED_ALLOW_IPS (default loopback,
+# where a proxy on the same machine connects from); otherwise nothing, from nobody.
+environ.Env.read_env(Path(__file__).resolve().parent.parent / ".env", overwrite=False)
+BEHIND_TLS_PROXY = environ.Env().bool("BEHIND_TLS_PROXY", default=False)
+if BEHIND_TLS_PROXY:
+    forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+    secure_scheme_headers = {"X-FORWARDED-PROTO": "https"}
+else:
+    forwarded_allow_ips = ""
+    secure_scheme_headers = {}
+forwarder_headers = ""  # SCRIPT_NAME and PATH_INFO from a header: the app is always served at /
 
 # Must be set before any worker imports prometheus_client.
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="nodefleet-metrics-"))

@@ -7,14 +7,24 @@ import environ
 from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
+from config import quickstart
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+# The quick start's own file (`make run` writes it: config/quickstart.py), read only while no
+# DATABASE_URL names a database: production, CI and the tests always name theirs.
+if quickstart.applies():
+    environ.Env.read_env(quickstart.PATH, overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=False)
 # Production must bring its own key; a throwaway one is only acceptable while DEBUG is on.
-SECRET_KEY = env.str("SECRET_KEY") if not DEBUG else env.str("SECRET_KEY", default="insecure-dev-only-key")
+SECRET_KEY = env.str("SECRET_KEY", default="") or ("insecure-dev-only-key" if DEBUG else "")
+if not SECRET_KEY:
+    raise ImproperlyConfigured(quickstart.MISSING_SECRET_KEY)
+# The quick start's demo login keeps this password across runs (manage.py demo_login).
+DEMO_LOGIN_PASSWORD = env.str("DEMO_LOGIN_PASSWORD", default="")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -36,6 +46,7 @@ INSTALLED_APPS = [
     "hosts",
     "nodes",
     "tokens",
+    "config.throttles",  # the throttles' shared counts (one table)
     # After nodes: nodes' `db_worker` (recovery, then the library's worker) overrides theirs.
     "django_tasks",
     "django_tasks_db",
@@ -110,27 +121,38 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", defa
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 #: While a rollout runs, its advance is re-enqueued this often (timeouts noticed without agents).
 ROLLOUT_TICK_SECONDS = env.int("ROLLOUT_TICK_SECONDS", default=10)
+#: Every db_worker re-enqueues, this often, the advance of each rollout that needs ticks and has
+#: none queued (nodes.rollouts.ticks.rollout_sweep): what a task that died before queuing its tick left.
+ROLLOUT_SWEEP_SECONDS = env.int("ROLLOUT_SWEEP_SECONDS", default=30)
 #: Adding an image newer than auto_upgrade nodes' version starts their rollout at once.
 AUTO_UPGRADE_START = env.bool("AUTO_UPGRADE_START", default=False)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Logins (docs/operations.md "Logins"). django-axes counts failed logins per username and per
-# client address (REMOTE_ADDR) in the database, so every gunicorn worker sees them, and locks
-# either out after AXES_FAILURE_LIMIT failures for AXES_COOLOFF_MINUTES (429 with a message).
+# Logins (docs/operations.md "Logins"; config/staff/login_lockout.py). django-axes counts failed
+# logins in the database, so every gunicorn worker sees them. AXES_FAILURE_LIMIT failures of one
+# username from one client address (REMOTE_ADDR, or NUM_PROXIES' entry) lock that pair out, and
+# AXES_ADDRESS_FAILURE_LIMIT failures from one address (any usernames) the address, for
+# AXES_COOLOFF_MINUTES (429 with a message). A username is never locked out from every address
+# (anyone could lock out anyone): past AXES_FAILURE_LIMIT failures its attempts are slowed
+# down, LOGIN_SLOWDOWN_SECONDS doubling per failure up to LOGIN_SLOWDOWN_MAX_SECONDS.
 AUTHENTICATION_BACKENDS = [
-    "config.staff.auth_backends.LockoutBackend",  # django-axes
+    "config.staff.auth_backends.LockoutBackend",  # django-axes, then the slowdown
     "django.contrib.auth.backends.ModelBackend",
 ]
+AXES_HANDLER = "config.staff.login_lockout.LockoutHandler"
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_ADDRESS_FAILURE_LIMIT = env.int("AXES_ADDRESS_FAILURE_LIMIT", default=30)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=30))
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+LOGIN_SLOWDOWN_SECONDS = env.float("LOGIN_SLOWDOWN_SECONDS", default=1.0)
+LOGIN_SLOWDOWN_MAX_SECONDS = env.float("LOGIN_SLOWDOWN_MAX_SECONDS", default=8.0)
 AXES_RESET_ON_SUCCESS = True
 AXES_ENABLE_ACCESS_FAILURE_LOG = True  # every failure, kept for the admin (Axes > Access failures)
 AXES_LOCKOUT_TEMPLATE = "admin/nf_locked_out.html"
 # The client address as the API sees it: NUM_PROXIES (below) says how many X-Forwarded-For
 # entries to trust, so a client behind the proxy is locked out, not the proxy.
-AXES_CLIENT_IP_CALLABLE = "tokens.failures.client_ip"
+AXES_CLIENT_IP_CALLABLE = "config.throttles.failures.client_ip"
 AXES_VERBOSE = False  # config.staff.logins logs every failure and lockout (with the request id)
 # Time-based one-time passwords (django-otp): staff who enrolled a device give its code at
 # login; with ADMIN_REQUIRE_2FA, a superuser without a verified device is refused the admin.
@@ -163,10 +185,16 @@ PASSWORD_HASHERS = env.list(
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
+# Admin pages with work in flight (a running rollout, a node its agent has yet to report on,
+# open commands) refresh themselves this often, in seconds (hosts.admin.helpers.refresh_seconds).
+ADMIN_REFRESH_SECONDS = env.int("ADMIN_REFRESH_SECONDS", default=5)
+# One date format, with its zone, on every admin page (config/formats: `2026-12-01 18:50:20 UTC`).
+FORMAT_MODULE_PATH = ["config.formats"]
 USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]  # the project's own: the favicon, the index page's style
 STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -259,6 +287,9 @@ LOGGING = {
         "django.server": {"class": "logging.StreamHandler", "formatter": "django.server"},
     },
     "loggers": {
+        # Django's own loggers write through the root's handler alone: Django's default "console"
+        # handler (under DEBUG) would print each 4xx's "Not Found: ..." a second time, bare.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
         # django-axes narrates each attempt at INFO; nodefleet.logins logs each outcome once.
         "axes": {"level": "WARNING"},
         # runserver's access log (make run): Django's own format, minus the simulated agents' idle polls.
@@ -278,6 +309,12 @@ NODE_PROPERTY_VALUE_MAX_LENGTH = env.int("NODE_PROPERTY_VALUE_MAX_LENGTH", defau
 # API writes per user (DRF rate: "600/min"; empty for no limit), counted in CACHES["default"].
 API_WRITE_THROTTLE_RATE = env.str("API_WRITE_THROTTLE_RATE", default="600/min")
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+# Where the throttles (API writes, failed authentications) count (config.throttles.rates): in the database
+# the app already has, so every worker and every app server shares each count; or, when
+# CACHE_URL names a shared cache (Redis, memcached), there. Either way one atomic count per hit.
+RATE_COUNTS = env.str("RATE_COUNTS", default="cache" if env.str("CACHE_URL", default="") else "database")
+if RATE_COUNTS not in {"database", "cache"}:
+    raise ImproperlyConfigured("RATE_COUNTS must be database or cache.")
 
 # Host agents (SPEC §9), in seconds: a command `pending` longer than AGENT_ACK_TIMEOUT (since it
 # was created, or since its retry_later's not_before) or `acked` longer than AGENT_RESULT_TIMEOUT
@@ -334,6 +371,9 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    # A PATCH's body is its serializer as it validates (PATCH of a node requires auto_upgrade),
+    # not a "Patched" copy with every field optional.
+    "COMPONENT_SPLIT_PATCH": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

@@ -10,6 +10,9 @@ os.environ.setdefault("CSRF_COOKIE_SECURE", "false")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
 os.environ.setdefault("API_WRITE_THROTTLE_RATE", "")  # tests/api/test_throttling.py sets its own
 os.environ.setdefault("API_AUTH_FAILURE_RATE", "")  # tests/api/test_tokens.py sets its own
+# A username under attack is slowed down (config.staff.login_lockout): hundredths of a second here.
+os.environ.setdefault("LOGIN_SLOWDOWN_SECONDS", "0.01")
+os.environ.setdefault("LOGIN_SLOWDOWN_MAX_SECONDS", "0.05")
 
 from config.settings import *  # noqa: F403
 

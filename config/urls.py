@@ -5,10 +5,14 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from config.http import converters  # noqa: F401 (registers <bigint:...>, used by the apps' URLs)
 from config.http.exceptions import page_not_found_view
+from config.http.home import favicon, home
 from config.http.metrics import metrics_view
 
 urlpatterns = [
+    path("", home, name="home"),
+    path("favicon.ico", favicon, name="favicon"),
     path("admin/", admin.site.urls),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves Swagger UI's setup script as a file: no inline script, so the CSP holds.

@@ -160,6 +160,35 @@ def score(host, requested: Mapping[str, int]) -> Fraction:
     return sum(shares, Fraction(0)) / len(shares) if shares else Fraction(0)
 
 
+#: The scale of score_key: 10**120 (see hosts.placement: distinct scores stay distinct).
+SCORE_KEY_SCALE = 10**120
+
+
+def score_key(host, requested: Mapping[str, int]) -> int:
+    """`score` as an integer that orders hosts exactly as the score does (floor(score *
+    10**120): two different scores of 64-bit amounts differ by more than 10**-116), computed
+    with integer products alone — a Fraction's gcds made a plan over 10,000 hosts take seconds.
+    The SQL ranking of hosts.placement computes the same integer."""
+    terms, sizes = [], []
+    for name in RESOURCES:
+        size = allocatable(host, name)
+        if size > 0:
+            terms.append(used(host, name) + requested.get(name, 0))
+            sizes.append(size)
+    if not sizes:
+        return 0
+    numerator, denominator = 0, len(sizes)
+    for index, term in enumerate(terms):
+        product = term
+        for other, size in enumerate(sizes):
+            if other != index:
+                product *= size
+        numerator += product
+    for size in sizes:
+        denominator *= size
+    return numerator * SCORE_KEY_SCALE // denominator
+
+
 # ---------------------------------------------------------------------------------------------
 # The same rules as SQL conditions on host rows
 

@@ -330,10 +330,10 @@ def _protocol_counts(requirement: Requirement, host_ids) -> dict:
     return {row["host_id"]: row["count"] for row in rows}
 
 
-def sort_key(host, requirement: Requirement, same_protocol: int = 0) -> tuple:
+def sort_key(host, requirement: Requirement, same_protocol: int = 0, amounts=None) -> tuple:
     """The order of §11 (smallest first): with spread_protocol fewer same-protocol nodes, then
     the score (highest for binpack, lowest for spread), then the name."""
-    value = capacity.score(host, requirement.amounts())
+    value = capacity.score_key(host, requirement.amounts() if amounts is None else amounts)
     ranked = -value if requirement.strategy == "binpack" else value
     return (same_protocol if requirement.spread_protocol else 0, ranked, host.name)
 
@@ -443,15 +443,15 @@ def placement_plan(requirement: Requirement, count: int) -> PlacementPlan:
             row.same_protocol = counts.get(row.id, 0)
     fitting = [row for row in in_scope if all(capacity.fits(row, amounts, 1).values())]
     fitting_ids = {row.id for row in fitting}
+    heap = [(sort_key(row, requirement, row.same_protocol, amounts), index) for index, row in enumerate(fitting)]
     # The listing is about the first node: the best candidates, then the closest misses.
-    ranked = heapq.nsmallest(PLAN_LISTED, fitting, key=lambda row: sort_key(row, requirement, row.same_protocol))
+    ranked = [fitting[index] for _key, index in heapq.nsmallest(PLAN_LISTED, heap)]
     misses = heapq.nsmallest(
         PLAN_LISTED,
         (row for row in rows if row.id not in fitting_ids),
         key=lambda row: _miss_rank(row, requirement, amounts),
     )
     plan.hosts = [_listed(row, requirement, amounts) for row in [*ranked, *misses]]
-    heap = [(sort_key(row, requirement, row.same_protocol), index) for index, row in enumerate(fitting)]
     heapq.heapify(heap)
     for _n in range(count):
         if not heap:
@@ -479,7 +479,7 @@ def placement_plan(requirement: Requirement, count: int) -> PlacementPlan:
             }
         )
         if all(capacity.fits(row, amounts, 1).values()):
-            heapq.heappush(heap, (sort_key(row, requirement, row.same_protocol), index))
+            heapq.heappush(heap, (sort_key(row, requirement, row.same_protocol, amounts), index))
     return plan
 
 

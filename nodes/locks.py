@@ -16,7 +16,7 @@ from django.db import connection
 from config.http.metrics import LOCK_WAIT_SECONDS, timed
 from config.units import RESOURCES
 from hosts.models import Host
-from nodes.models import OPEN_STATUSES, Command, Image, ImageProperty, Node, NodeState
+from nodes.models import OPEN_STATUSES, Command, CommandStatus, Image, ImageProperty, Node, NodeState
 from nodes.resources import ImageSpec, PropertySpec, Resources
 
 _NODE = list(Node._meta.concrete_fields)
@@ -25,6 +25,7 @@ _IMAGE = [Image._meta.get_field(name) for name in ("id", "protocol", "version", 
 _PROPERTY = [ImageProperty._meta.get_field(name) for name in ("key", "default_value", *(f"add_{r}" for r in RESOURCES))]
 # In the model's field order: Model.from_db() takes a subset of fields in that order.
 _COMMAND = [field for field in Command._meta.concrete_fields if field.name in ("id", "kind", "status", "payload")]
+_COMMAND_STATUS = _COMMAND.index(Command._meta.get_field("status"))
 _ALIASED = [("n", _NODE), ("h", _HOST), ("i", _IMAGE), ("p", _PROPERTY), ("c", _COMMAND)]
 _OPEN = ", ".join(f"'{status}'" for status in sorted(OPEN_STATUSES))
 _WITH_OPEN_COMMAND = frozenset({NodeState.CREATING, NodeState.UPGRADING})
@@ -90,14 +91,21 @@ def share_image_if_exists(pk) -> bool:
 def _stale(rows) -> bool:
     """Whether a read that waited for the node's lock mixes the node as it is now with rows of
     other tables as they were when the statement began (PostgreSQL re-checks only the locked
-    rows): the node's image is missing, or its state disagrees with its open command (every
+    rows): the node's image is missing, its state disagrees with its open command (every
     writer of a command's status but the ack holds the node's lock, and an open command is
-    exactly what a `creating` or `upgrading` node has)."""
+    exactly what a `creating` or `upgrading` node has), or the command reads `acked` (which a
+    retry_later, holding the node's lock, may have just returned to `pending`)."""
     image_column = len(_NODE) + len(_HOST)
     node_image = _NODE.index(Node._meta.get_field("image"))
     node_state = _NODE.index(Node._meta.get_field("state"))
     command_column = len(_NODE) + len(_HOST) + len(_IMAGE) + len(_PROPERTY)
     if all(row[image_column] != rows[0][node_image] for row in rows):
+        return True
+    if rows[0][command_column + _COMMAND_STATUS] == CommandStatus.ACKED:
+        # An agent's retry_later returns an acked command to `pending` holding the node's lock
+        # but without writing the node's row, so nothing tells PostgreSQL to re-check the join:
+        # a read that waited for it still sees `acked`. The rare path (an acked command refuses
+        # the upgrade) reads once more; the usual one stays one statement.
         return True
     return (rows[0][command_column] is not None) != (rows[0][node_state] in _WITH_OPEN_COMMAND)
 

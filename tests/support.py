@@ -45,9 +45,15 @@ def manage(*args) -> subprocess.CompletedProcess:
     )
 
 
-@contextmanager
 def host_lock_held(host_pk):
     """Another session holds the host's row lock (FOR UPDATE) until the block ends."""
+    return row_lock_held("hosts_host", host_pk, "FOR UPDATE")
+
+
+@contextmanager
+def row_lock_held(table: str, pk, mode: str, *, seconds: float = 10):
+    """Another session holds a row of `table` locked (`mode`: FOR UPDATE, FOR SHARE, ...) until the
+    block ends (at most `seconds`)."""
     locked, release = threading.Event(), threading.Event()
 
     def hold():
@@ -55,9 +61,9 @@ def host_lock_held(host_pk):
         try:
             with other.cursor() as cursor:
                 cursor.execute("BEGIN")
-                cursor.execute("SELECT 1 FROM hosts_host WHERE id = %s FOR UPDATE", [host_pk])
+                cursor.execute(f"SELECT 1 FROM {table} WHERE id = %s {mode}", [pk])
                 locked.set()
-                release.wait(10)
+                release.wait(seconds)
                 cursor.execute("ROLLBACK")
         finally:
             other.close()

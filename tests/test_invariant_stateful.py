@@ -9,16 +9,22 @@ host's counters equal its nodes' sums — except for exactly the drift injected 
 repaired, which the audit reports exactly —, every node has at most one open command (and is
 `creating`/`upgrading` exactly when it has one), and a rolled-back node's allocation is its
 required allocation on its image; a node is held by at most one active rollout, a rollout never
-upgrades a node twice, and a rollout row waits (`upgrading`) only on an open command."""
+upgrades a node twice, a rollout row waits (`upgrading`) only on an open command, and — whatever
+step fails and whichever agent goes silent — every rollout that waits has a way forward (an
+advance queued, or one the workers' sweep re-enqueues; issue 19)."""
+
+from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import OperationalError, connection
+from django.db.models import F
+from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
-from config.errors import ApplicationError
+from config.errors import ApplicationError, Busy
 from hosts import capacity
 from hosts.audit import host_counter_findings
 from hosts.models import COUNTER_FIELDS, CounterRepair, Host
@@ -38,6 +44,7 @@ from nodes.rollouts.services import (
     rollout_resume,
     rollout_start,
 )
+from nodes.rollouts.ticks import rollout_sweep, ticking
 from tests.factories import GiB, HostFactory, ImageFactory, ImagePropertyFactory
 from tests.invariants import counter_drift
 from tests.support import fleet_snapshot
@@ -251,6 +258,61 @@ class Fleet(RuleBasedStateMachine):
         rollout_advance(rollout_id=data.draw(st.sampled_from(self.rollouts)))
 
     @precondition(lambda self: self.rollouts)
+    @rule(data=st.data(), at=st.integers(0, 14))
+    def rollout_step_fails(self, data, at):
+        """An advance whose `at`-th statement inside its steps' transactions the database refuses
+        (a lock timeout, a lost connection, a deadlock beyond the retries): it raises, or it
+        finished before that point. (Here the test's own transaction wraps everything, so only
+        statements inside a step's savepoint can fail without breaking it; a failure before the
+        steps — the tick's own statements — is tests/nodes/rollouts/test_background_faults.py's.)"""
+        seen = []
+
+        def refuse(execute, sql, params, many, context):
+            if len(connection.atomic_blocks) < 2 or len(seen) > at:  # outside a step, or refused already
+                return execute(sql, params, many, context)
+            seen.append(sql)
+            if len(seen) == at + 1:
+                raise OperationalError(f"injected failure at statement {at}")
+            return execute(sql, params, many, context)
+
+        rollout_id = data.draw(st.sampled_from(self.rollouts))
+        try:
+            with connection.execute_wrapper(refuse):
+                rollout_advance(rollout_id=rollout_id)
+        except (Busy, OperationalError):
+            assert len(seen) == at + 1
+            assert Rollout.objects.get(pk=rollout_id).step_failures >= 1  # recorded
+
+    @precondition(lambda self: self.rollouts)
+    @rule(data=st.data())
+    def agent_goes_silent(self, data):
+        """Time passes without an answer: a rollout's upgrading rows and deferrals pass their
+        deadlines, and its tick is due."""
+        rollout = Rollout.objects.get(pk=data.draw(st.sampled_from(self.rollouts)))
+        past = timezone.now() - timedelta(seconds=rollout.result_timeout_seconds + 1)
+        RolloutNode.objects.filter(rollout=rollout, status="upgrading").update(upgraded_at=past)
+        RolloutNode.objects.filter(rollout=rollout, deferred_at__isnull=False).update(deferred_at=past)
+        Rollout.objects.filter(pk=rollout.pk).update(tick_due_at=None)
+
+    @precondition(lambda self: self.rollouts)
+    @rule()
+    def sweep(self):
+        rollout_sweep()
+        missing = self._needing_ticks() - self._queued_advances()
+        assert not missing, missing
+
+    def _needing_ticks(self) -> set:
+        upgrading = set(RolloutNode.objects.filter(status="upgrading").values_list("rollout_id", flat=True))
+        running = set(Rollout.objects.filter(state="running").values_list("pk", flat=True))
+        return {str(pk) for pk in running | upgrading}
+
+    def _queued_advances(self) -> set:
+        return {
+            args["args"][0]
+            for args in DBTaskResult.objects.filter(status="READY").values_list("args_kwargs", flat=True)
+        }
+
+    @precondition(lambda self: self.rollouts)
     @rule(data=st.data(), action=st.sampled_from(["start", "pause", "resume", "abort"]), limit=st.integers(1, 4))
     def rollout_control(self, data, action, limit):
         rollout = Rollout.objects.get(pk=data.draw(st.sampled_from(self.rollouts)))
@@ -327,6 +389,17 @@ class Fleet(RuleBasedStateMachine):
         waiting = RolloutNode.objects.filter(status="upgrading").values_list("command_id", flat=True)
         statuses = set(Command.objects.filter(pk__in=list(waiting)).values_list("status", flat=True))
         assert statuses <= {*OPEN_STATUSES, "superseded"}  # superseded rows are let go on the next tick
+
+    @invariant()
+    def every_rollout_that_waits_has_a_way_forward(self):
+        """Each rollout running, or with a row upgrading (whatever its state), has an advance
+        queued or is one the workers' sweep re-enqueues; every upgrading row has the time its
+        deadline counts from; rows upgrade only in their rollout's current batch."""
+        swept = {str(pk) for pk in Rollout.objects.filter(ticking()).values_list("pk", flat=True)}
+        missing = self._needing_ticks() - self._queued_advances() - swept
+        assert not missing, missing
+        assert not RolloutNode.objects.filter(status="upgrading", upgraded_at__isnull=True).exists()
+        assert not RolloutNode.objects.filter(status="upgrading").exclude(batch=F("rollout__current_batch")).exists()
 
     @invariant()
     def the_audit_reports_exactly_the_injected_drift(self):

@@ -4,17 +4,15 @@ One class for user tokens only: agents' host tokens (§9) have their own class o
 endpoints, and a key this class does not know is refused whatever it is. A header that is not
 one of the two schemes with a well-formed key is a 401 whose detail says what is expected.
 Failures are logged with the client address and request id, and counted per address
-(tokens.failures): past the limit, 429 before any key is looked at."""
+(config.throttles.failures): past the limit, a failure answers 429; a valid key is never refused by it."""
 
 import logging
 
 from django.utils import timezone
-from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 
-from config.http.logging import log_event, request_id
-from config.text import escape_unprintable
-from tokens import failures, keys, selectors
+from config.throttles import failures
+from tokens import keys, selectors
 
 logger = logging.getLogger(__name__)
 
@@ -61,31 +59,12 @@ class UserTokenAuthentication(BaseAuthentication):
         header = request.META.get("HTTP_AUTHORIZATION", "")
         if not header:
             return None  # no credentials: the next class (session) or 401
-        address = failures.client_address(request)
-        wait = failures.wait_seconds(address)
-        if wait is not None:
-            log_event(
-                logger,
-                "api_auth_throttled",
-                logging.WARNING,
-                client=escape_unprintable(address),
-                request_id=request_id.get(),
-            )
-            raise exceptions.Throttled(wait, detail="Too many failed authentications from this address.")
         try:
             return _user(_key(header))
         except Refused as refused:
-            failures.record_failure(address)
-            log_event(
-                logger,
-                "api_auth_failed",
-                logging.WARNING,
-                client=escape_unprintable(address),
-                reason=refused.reason,
-                path=escape_unprintable(request.path),
-                request_id=request_id.get(),
-            )
-            raise exceptions.AuthenticationFailed(refused.detail) from None
+            raise failures.refuse(
+                request, logger=logger, event="api_auth", reason=refused.reason, detail=refused.detail
+            ) from None
 
     def authenticate_header(self, request):
         return ", ".join(SCHEMES)

@@ -7,6 +7,7 @@ the JSON format every field, so a log pipeline can index them without parsing pr
 import contextvars
 import json
 import logging
+import time
 import uuid
 
 from config.text import escape_unprintable
@@ -23,10 +24,12 @@ def log_event(logger: logging.Logger, event: str, level: int = logging.INFO, **f
 
 
 class RequestIdFilter(logging.Filter):
-    """Puts the current request's id (or '-' outside a request) on every record."""
+    """Puts the current request's id (or '-' outside a request) on every record. Django's own
+    lines of 4xx/5xx answers (django.request) are written after the middleware returned, so
+    they take it from the request they carry (RequestIdMiddleware marks it)."""
 
     def filter(self, record):
-        record.request_id = request_id.get() or "-"
+        record.request_id = request_id.get() or getattr(getattr(record, "request", None), "nf_request_id", None) or "-"
         return True
 
 
@@ -52,7 +55,10 @@ class PlainFormatter(logging.Formatter):
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, request id and every `extra` field."""
+    """One JSON object per line: time (UTC, whatever the server's timezone), level, logger, message,
+    request id and every `extra` field."""
+
+    converter = time.gmtime  # formatTime's: the time is stamped with a Z, so it must be UTC
 
     def format(self, record):
         entry = {
@@ -76,6 +82,7 @@ class RequestIdMiddleware:
     def __call__(self, request):
         given = request.META.get("HTTP_X_REQUEST_ID", "")  # not request.headers: that copies every header
         value = given if 0 < len(given) <= 64 and given.isprintable() else uuid.uuid4().hex
+        request.nf_request_id = value  # for log lines written after this returns (RequestIdFilter)
         token = request_id.set(value)
         try:
             response = self.get_response(request)

@@ -1,6 +1,7 @@
 """The login log: one line for every login that succeeds, fails (wrong password, wrong or
-missing one-time code) or is refused by a lockout, with the username and client address; the
-request id comes with every line (config.http.logging). Connected by config.apps."""
+missing one-time code, refused by a lockout: reason `locked_out`), is slowed down
+(`login_slowed`, config.staff.login_lockout) or locks a client out, with the username and client
+address; the request id comes with every line (config.http.logging). Connected by config.apps."""
 
 import logging
 
@@ -26,13 +27,14 @@ def login_succeeded(sender, request, user, **kwargs):
 
 @receiver(user_login_failed, dispatch_uid="nodefleet.login_failed")
 def login_failed(sender, credentials, request=None, **kwargs):
-    # `credentials` comes cleansed of the password by Django; only the username is logged.
+    # `credentials` comes cleansed of the password by Django; only the username is logged. A
+    # refusal by the lockout (config.staff.auth_backends) checked no password: `locked_out`.
     log_event(
         logger,
         "login_failed",
         logging.WARNING,
         username=credentials.get("username", "-"),
-        reason="password",
+        reason="locked_out" if getattr(request, "nf_login_refused", False) else "password",
         client=_client(request),
     )
 

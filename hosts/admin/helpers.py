@@ -231,3 +231,19 @@ def usage_bar(used: int, capacity: int, text: str, physical: str = ""):
         text,
         f"{min(percent, 100):.1f}",
     )
+
+
+def refresh_seconds() -> int:
+    """How often a page with work in flight refreshes itself (ADMIN_REFRESH_SECONDS): the page's
+    context gets `nf_refresh` and admin/base_site.html loads nodefleet/refresh.js; without work
+    in flight neither is there."""
+    return settings.ADMIN_REFRESH_SECONDS
+
+
+def refresh_while(response, in_flight):
+    """A changelist's response that refreshes while a row of its page is in flight (`in_flight(row)`),
+    judged from the rows the page already read: no query more."""
+    changelist = (getattr(response, "context_data", None) or {}).get("cl")
+    if changelist is not None and any(in_flight(row) for row in changelist.result_list):
+        response.context_data["nf_refresh"] = refresh_seconds()
+    return response

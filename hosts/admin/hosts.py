@@ -2,16 +2,21 @@
 the list's one query, and the audit and repair of counters (hosts.audit, hosts.repair) behind
 confirmation pages. Counters are read-only here: only the services write them."""
 
+import datetime as dt
+
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count, ExpressionWrapper, F, FloatField, Q
+from django.db.models.functions import Cast, NullIf
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html
 from django.utils.timesince import timesince
 
+from config.formats import human_datetime
 from config.units import RESOURCES, human_cores
 from hosts.admin.actions import HostWrites
 from hosts.admin.capacity import (
@@ -29,8 +34,8 @@ from hosts.admin.helpers import LargeTableAdmin, PagedChangeList, PageFirstPagin
 from hosts.admin.repairs import change_rows, counter_amount, repair_level, repair_summary, report_rows
 from hosts.agent_tokens import agent_token_issue
 from hosts.audit import EXPECTED, host_counter_findings, hosts_with_expected
-from hosts.capacity import RATIO, RESERVED, over_allocated_q
-from hosts.models import COUNTER_FIELDS, CounterRepair, Host, Source
+from hosts.capacity import ALLOCATABLE, RATIO, RESERVED, over_allocated_q
+from hosts.models import COUNTER_FIELDS, COUNTER_OF_RESOURCE, CounterRepair, Host, Source
 from hosts.presence import NO_AGENT, OFFLINE, agent_presence, offline_condition
 from hosts.repair import host_counters_repair
 
@@ -93,17 +98,36 @@ class AgentFilter(admin.SimpleListFilter):
         return queryset
 
 
+def utilisation(resource: str):
+    """How full a host is of one resource, used / allocatable (§11; NULL without allocatable:
+    sorts last): the usage columns sort by it, as the bars are drawn against allocatable."""
+    used = Cast(F(COUNTER_OF_RESOURCE[resource]), FloatField())
+    return ExpressionWrapper(used / NullIf(F(ALLOCATABLE[resource]), 0), output_field=FloatField())
+
+
+def seen_text(moment) -> str:
+    """`seen just now` (under a minute), `seen 3 minutes ago`, `never seen`."""
+    if moment is None:
+        return "never seen"
+    if timezone.now() - moment < dt.timedelta(minutes=1):
+        return "seen just now"
+    return f"seen {timesince(moment, depth=1)} ago"
+
+
 def agent_badge(host: Host):
     """`seen 2 minutes ago`, or an `offline` badge past AGENT_OFFLINE_AFTER (from the row alone)."""
     presence = agent_presence(host)
     if presence == NO_AGENT:
         return format_html('<span class="nf-muted nf-nowrap" title="{}">no token</span>', "No agent token issued")
-    seen = f"seen {timesince(host.agent_seen_at)} ago" if host.agent_seen_at else "never seen"
+    seen, when = seen_text(host.agent_seen_at), human_datetime(host.agent_seen_at)
     if presence == OFFLINE:
         return format_html(
-            '<span class="nf-nowrap"><span class="nf-badge nf-state nf-state-offline">offline</span> {}</span>', seen
+            '<span class="nf-nowrap" title="{}">'
+            '<span class="nf-badge nf-state nf-state-offline">offline</span> {}</span>',
+            when,
+            seen,
         )
-    return format_html('<span class="nf-nowrap">{}</span>', seen)
+    return format_html('<span class="nf-nowrap" title="{}">{}</span>', when, seen)
 
 
 def _drift_details(host: Host) -> str:
@@ -190,15 +214,15 @@ class HostAdmin(HostWrites, LargeTableAdmin):
     def placement(self, host):
         return format_html('<span class="nf-region">{}</span><br>{}', host.region or "—", scheduling_badge(host))
 
-    @admin.display(description="CPU used / allocatable", ordering="node_cpu_cores")
+    @admin.display(description="CPU used / allocatable", ordering=utilisation("cpu_cores"))
     def cpu(self, host):
         return usage(host, "cpu_cores")
 
-    @admin.display(description="memory used / allocatable", ordering="node_memory_bytes")
+    @admin.display(description="memory used / allocatable", ordering=utilisation("memory_bytes"))
     def memory(self, host):
         return usage(host, "memory_bytes")
 
-    @admin.display(description="disk used / allocatable", ordering="node_disk_bytes")
+    @admin.display(description="disk used / allocatable", ordering=utilisation("disk_bytes"))
     def disk(self, host):
         return usage(host, "disk_bytes")
 

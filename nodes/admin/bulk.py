@@ -73,19 +73,28 @@ class BulkReport:
     """What one service call per node did: done (the services' results), skipped, failed."""
 
     verb: str
+    #: A change the host's agent carries out (an upgrade): what was done is that it *started*.
+    started: str = ""
     done: list = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (node name, the error's detail)
 
     def summary(self) -> str:
-        """`3 upgraded, 1 skipped (already on the image), 1 failed: node-x: <detail>`"""
-        parts = [f"{len(self.done)} {self.verb}"]
+        """`3 deleted, 1 failed: node-x: <detail>`; for a change the hosts carry out, `1 upgrade
+        started; the host will report` (the node shows upgrading until then), then the rest."""
+        done = len(self.done)
+        if self.started:
+            parts = [f"{done} {self.started}{'' if done == 1 else 's'} started"]
+            if done:
+                parts[0] += "; the host will report" if done == 1 else "; their hosts will report"
+        else:
+            parts = [f"{done} {self.verb}"]
         if self.skipped:
             parts.append(f"{len(self.skipped)} skipped (already on the image)")
         if self.failed:
             reasons = "; ".join(f"{name}: {detail}" for name, detail in self.failed)
             parts.append(f"{len(self.failed)} failed: {reasons}")
-        return ", ".join(parts)
+        return (". " if self.started else ", ").join(parts)
 
 
 def _existing(node_ids: Iterable, report: BulkReport) -> list[tuple[uuid.UUID, str]]:
@@ -102,7 +111,7 @@ def nodes_upgrade(
 ) -> BulkReport:
     """Upgrades each node with node_upgrade (its own transaction), in the plan's order. A node
     already on the image is skipped; any other refusal is recorded and the next node goes on."""
-    report = BulkReport("upgraded")
+    report = BulkReport("upgraded", started="upgrade")
     for node_id, name in _existing(node_ids, report):
         try:
             report.done.append(

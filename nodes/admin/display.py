@@ -5,10 +5,11 @@ from django.contrib import admin
 from django.db.models import Exists, OuterRef
 from django.utils.html import format_html, format_html_join
 
+from config.formats import human_datetime
 from config.units import RESOURCES, human_amount
 from hosts.admin.helpers import TextInputFilter, as_uuid
 from nodes.agent.overdue import overdue_condition
-from nodes.models import Command, CommandStatus, Image, NodeLog
+from nodes.models import Command, CommandKind, CommandStatus, Image, NodeLog, NodeState
 
 
 class HostFilter(TextInputFilter):
@@ -96,7 +97,25 @@ def command_steps(command: Command):
 
 
 def _clock(moment) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else ""
+    return human_datetime(moment)
+
+
+#: Node states in which the node's agent has yet to report: its page refreshes until it has.
+IN_FLIGHT_STATES = frozenset({NodeState.CREATING, NodeState.UPGRADING})
+#: How the Cancel button names an open command's change.
+_CHANGE_NOUNS = {
+    CommandKind.NODE_CREATE: "creation",
+    CommandKind.NODE_UPGRADE: "upgrade",
+    CommandKind.NODE_DELETE: "deletion",
+}
+
+
+def cancel_label(command: Command) -> str:
+    """`Cancel the pending upgrade…`, `Cancel the upgrade in progress…` (acked by the agent)."""
+    noun = _CHANGE_NOUNS.get(command.kind, "command")
+    if command.status == CommandStatus.ACKED:
+        return f"Cancel the {noun} in progress…"
+    return f"Cancel the pending {noun}…"
 
 
 def log_change(entry: NodeLog) -> tuple[str, str, str]:

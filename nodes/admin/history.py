@@ -6,7 +6,7 @@ from django.contrib.admin import helpers
 from django.template.response import TemplateResponse
 
 from config.errors import ApplicationError
-from hosts.admin.helpers import ReadOnlyAdmin
+from hosts.admin.helpers import ReadOnlyAdmin, refresh_while
 from hosts.models import Source
 from nodes.admin.display import OverdueFilter, log_change, state_badge
 from nodes.agent.lifecycle import command_cancel
@@ -52,6 +52,10 @@ class CommandAdmin(ReadOnlyAdmin):
     @admin.display(description="status")
     def status_column(self, command):
         return state_badge(command.status, command.get_status_display(), command.message)
+
+    def changelist_view(self, request, extra_context=None):
+        # An open command on the page: it refreshes until the agents have answered.
+        return refresh_while(super().changelist_view(request, extra_context), lambda command: command.is_open)
 
     def has_cancel_command_permission(self, request):
         return request.user.has_perm("nodes.cancel_command")

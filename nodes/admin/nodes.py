@@ -16,14 +16,17 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from config.errors import ApplicationError, InsufficientCapacity
+from config.formats import human_datetime
 from config.units import RESOURCE_LABELS, RESOURCES, human_amount, human_bytes, human_cores
-from hosts.admin.helpers import LargeTableAdmin, as_uuid
+from hosts.admin.helpers import LargeTableAdmin, as_uuid, refresh_seconds
 from hosts.models import Source
 from nodes.admin.bulk import MAX_NODES, nodes_delete, nodes_upgrade, nodes_upgrade_plan
 from nodes.admin.display import (
+    IN_FLIGHT_STATES,
     HostFilter,
     OverdueFilter,
     ProtocolFilter,
+    cancel_label,
     command_steps,
     command_subject,
     log_change,
@@ -36,6 +39,7 @@ from nodes.admin.views import fleet_audit_view
 from nodes.changes import node_delete
 from nodes.models import Command, CommandStatus, Image, Node, NodeLog, NodeState
 from nodes.rollouts.auto import nodes_auto_upgrade_set
+from nodes.rollouts.models import RolloutNode
 from nodes.selectors import node_commands, revert_image
 
 #: Log entries a node's page shows (the node log lists them all).
@@ -48,11 +52,30 @@ TIMELINE_ROWS = 20
 # Nodes
 
 
+class RolloutFilter(admin.SimpleListFilter):
+    """The nodes of one rollout (`?rollout=<id>`: the rollout page links here); shown only when set."""
+
+    title = "rollout"
+    parameter_name = "rollout"
+
+    def lookups(self, request, model_admin):
+        value = self.value()
+        return [(value, f"rollout {value[:8]}")] if value else []
+
+    def queryset(self, request, queryset):
+        if self.value() is None:
+            return queryset
+        rollout_id = as_uuid(self.value())
+        if rollout_id is None:
+            return queryset.none()
+        return queryset.filter(pk__in=RolloutNode.objects.filter(rollout_id=rollout_id).values("node_id"))
+
+
 @admin.register(Node)
 class NodeAdmin(LargeTableAdmin):
     list_display = ["name", "host_link", "image", "protocol", "allocation", "state_column"]
     list_select_related = ["host", "image"]
-    list_filter = [HostFilter, ProtocolFilter, "image", "state", OverdueFilter]
+    list_filter = [HostFilter, ProtocolFilter, "image", "state", OverdueFilter, RolloutFilter]
     search_fields = ["name"]
     id_search_field = "pk"
     search_help_text = "Node name (or part of it), or a node id."
@@ -117,10 +140,7 @@ class NodeAdmin(LargeTableAdmin):
         rows = format_html_join(
             "",
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            (
-                (entry.created_at.strftime("%Y-%m-%d %H:%M:%S"), entry.get_event_display(), *log_change(entry))
-                for entry in entries
-            ),
+            ((human_datetime(entry.created_at), entry.get_event_display(), *log_change(entry)) for entry in entries),
         )
         rows = rows or format_html('<tr><td colspan="5">{}</td></tr>', "No change recorded yet.")
         all_url = reverse("admin:nodes_nodelog_changelist") + f"?q={node.pk}"
@@ -190,7 +210,10 @@ class NodeAdmin(LargeTableAdmin):
             "may_upgrade": may_upgrade,
             "revert_image": revert_image(node) if may_upgrade and node is not None else None,
             "open_command": open_command,
+            "cancel_label": cancel_label(open_command) if open_command is not None else "",
             "node_failed": node is not None and node.state == NodeState.FAILED,
+            # A node whose agent has yet to report: the page refreshes until it has (nodefleet/refresh.js).
+            "nf_refresh": refresh_seconds() if node is not None and node.state in IN_FLIGHT_STATES else None,
         }
         return super().change_view(request, object_id, form_url, extra_context)
 

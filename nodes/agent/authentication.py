@@ -1,17 +1,22 @@
 """Authentication of host agents (§9): `Authorization: Bearer <agent token>`, for the agent
 endpoints only. A separate class from the users' token authentication: user tokens and sessions
-open nothing here, and the users' classes never accept an agent token."""
+open nothing here, and the users' classes never accept an agent token. A refused token is
+logged and throttled per client address like a user token's (config.throttles.failures)."""
+
+import logging
 
 from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
-from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import BasePermission
 
+from config.throttles import failures
 from hosts.agent_tokens import TOKEN_PATTERN, agent_token_digest
 from hosts.models import Host
 from nodes.selectors import agent_poll
+
+logger = logging.getLogger(__name__)
 
 
 class HostAgent:
@@ -46,17 +51,27 @@ class AgentTokenAuthentication(BaseAuthentication):
         if not header:
             return None
         if header[0].lower() != self.keyword.lower().encode() or len(header) != 2:
-            raise AuthenticationFailed("Agent endpoints take `Authorization: Bearer <agent token>` only.")
+            raise self._refused(
+                request, "unknown_scheme", "Agent endpoints take `Authorization: Bearer <agent token>` only."
+            )
         try:
             token = header[1].decode("ascii")
         except UnicodeDecodeError:
-            raise AuthenticationFailed("Invalid agent token.") from None
+            raise self._refused(request, "malformed_key", "Invalid agent token.") from None
+        if not TOKEN_PATTERN.fullmatch(token):
+            raise self._refused(request, "malformed_key", "Invalid agent token.")
         # One statement reads the host and its due open commands (the poll's answer): an idle
         # agent's poll costs that one statement; ack and result simply leave the list unused.
-        host, commands = agent_poll(agent_token_digest(token)) if TOKEN_PATTERN.fullmatch(token) else (None, [])
+        host, commands = agent_poll(agent_token_digest(token))
         if host is None:
-            raise AuthenticationFailed("Invalid agent token.")
+            raise self._refused(request, "unknown_key", "Invalid agent token.")
         return HostAgent(host, commands), token
+
+    @staticmethod
+    def _refused(request, reason: str, detail: str):
+        """Logged (`agent_auth_failed`, with the client address and request id) and counted per
+        address with the users' failures (config.throttles.failures): 401, or 429 past the rate."""
+        return failures.refuse(request, logger=logger, event="agent_auth", reason=reason, detail=detail)
 
     def authenticate_header(self, request):
         return f'{self.keyword} realm="agent"'

@@ -6,6 +6,6 @@ from nodes.agent.views import AgentCommandAckView, AgentCommandResultView, Agent
 
 urlpatterns = [
     path("commands/", AgentCommandsView.as_view(), name="agent-commands"),
-    path("commands/<int:pk>/ack/", AgentCommandAckView.as_view(), name="agent-command-ack"),
-    path("commands/<int:pk>/result/", AgentCommandResultView.as_view(), name="agent-command-result"),
+    path("commands/<bigint:pk>/ack/", AgentCommandAckView.as_view(), name="agent-command-ack"),
+    path("commands/<bigint:pk>/result/", AgentCommandResultView.as_view(), name="agent-command-result"),
 ]

@@ -45,10 +45,13 @@ def _refuse_unencodable(value: str) -> None:
 
 
 class StrictCharField(serializers.CharField):
-    """A JSON string, kept as sent (no trimming); no NUL character, no lone surrogate."""
+    """A JSON string, kept as sent (no trimming); no NUL character, no lone surrogate. Unless
+    allow_blank, at least one character, which the schema says (`minLength: 1`)."""
 
     def __init__(self, **kwargs):
         kwargs.setdefault("trim_whitespace", False)
+        if not kwargs.get("allow_blank", False):
+            kwargs.setdefault("min_length", 1)
         super().__init__(**kwargs)
         self.validators.append(_refuse_unencodable)
 

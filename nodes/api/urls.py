@@ -15,5 +15,5 @@ router.register("rollouts", RolloutViewSet, basename="rollout")
 
 urlpatterns = [
     *router.urls,
-    path("commands/<int:pk>/cancel/", CommandCancelView.as_view(), name="command-cancel"),
+    path("commands/<bigint:pk>/cancel/", CommandCancelView.as_view(), name="command-cancel"),
 ]

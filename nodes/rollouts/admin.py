@@ -18,6 +18,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from config.errors import ApplicationError
 from config.units import RESOURCES, human_amount
+from hosts.admin.helpers import refresh_seconds, refresh_while
 from hosts.audit import hosts_by_id_or_name
 from nodes.models import Image
 from nodes.rollouts.models import FAILURE_STATUSES, Rollout, RolloutNode, RolloutNodeStatus, RolloutState
@@ -41,6 +42,12 @@ BUTTONS = {
     RolloutState.HALTED: ["resume", "abort"],
 }
 PLAN_ROWS_SHOWN = 500
+UPGRADING = RolloutNodeStatus.UPGRADING
+
+
+def state_badge(value: str, label: str):
+    """A rollout's state as the rollout page shows it: white on its state's colour (nf-state-<state>)."""
+    return format_html('<span class="nf-badge nf-state nf-state-{}">{}</span>', value, label)
 
 
 def progress_bar(counts: dict) -> str:
@@ -65,7 +72,7 @@ def progress_bar(counts: dict) -> str:
 
 @admin.register(Rollout)
 class RolloutAdmin(admin.ModelAdmin):
-    list_display = ["rollout", "image", "state", "progress", "batch", "created_at", "creator"]
+    list_display = ["rollout", "image", "state_column", "progress", "batch", "created_at", "creator"]
     list_filter = ["state", "image__protocol"]
     list_select_related = ["image", "creator"]
     list_per_page = 50
@@ -81,6 +88,15 @@ class RolloutAdmin(admin.ModelAdmin):
     @admin.display(description="rollout", ordering="created_at")
     def rollout(self, rollout):
         return format_html("{} {}", str(rollout.pk)[:8], "(auto)" if rollout.auto else "")
+
+    @admin.display(description="state", ordering="state")
+    def state_column(self, rollout):
+        return state_badge(rollout.state, rollout.get_state_display())
+
+    def changelist_view(self, request, extra_context=None):
+        # A running rollout on the page: the list refreshes while it moves.
+        response = super().changelist_view(request, extra_context)
+        return refresh_while(response, lambda rollout: rollout.state == RolloutState.RUNNING)
 
     @admin.display(description="progress")
     def progress(self, rollout):
@@ -141,6 +157,11 @@ class RolloutAdmin(admin.ModelAdmin):
             "trouble": trouble,
             "buttons": BUTTONS.get(rollout.state, []) if may_change else [],
             "failures": sum(counts[status] for status in FAILURE_STATUSES),
+            # Halted is what went wrong; a pause (after the canary, or by someone) is news, not an error.
+            "reason_level": "error" if rollout.state == RolloutState.HALTED else "notice",
+            "nodes_url": reverse("admin:nodes_node_changelist") + f"?rollout={rollout.pk}",
+            # Running, or nodes whose agents have yet to report: the page refreshes while it moves.
+            "nf_refresh": refresh_seconds() if rollout.state == RolloutState.RUNNING or counts[UPGRADING] else None,
         }
         return TemplateResponse(request, "admin/nodes/rollout/detail.html", context)
 

@@ -67,8 +67,14 @@ class Rollout(models.Model):
     ended_batch = models.PositiveIntegerField(default=0)
     # Why the rollout stopped where it is (halted: the failures; paused after the canary).
     reason = models.TextField(blank=True)
-    # While running, when the delayed advance now queued is due (one tick ahead, not a chain).
+    # When the advance next looks for rows past their result timeout (at most every half tick).
     tick_due_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The advance's last failed step (a lock timeout, a lost connection, a deadlock beyond the
+    # retries): when, what, and how many steps in a row have failed since one succeeded (0: the
+    # last step succeeded). The next tick is queued before each step, so a failure stops nothing.
+    last_step_failed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_step_error = models.TextField(blank=True, editable=False)
+    step_failures = models.PositiveIntegerField(default=0, editable=False)
     auto = models.BooleanField(default=False, help_text="Created by an image added for auto_upgrade nodes.")
     creator = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -116,6 +122,9 @@ class RolloutNode(models.Model):
     # The node_upgrade Command this row is waiting on, and when it was issued (result timeout).
     command_id = models.BigIntegerField(null=True, blank=True)
     upgraded_at = models.DateTimeField(null=True, blank=True)
+    # When the row moved to a later batch because its node had someone else's open command: it
+    # waits for that command at most the rollout's result_timeout_seconds from then (skipped after).
+    deferred_at = models.DateTimeField(null=True, blank=True)
     # True while the row holds its node for an active rollout (the partial unique index below).
     holds_node = models.BooleanField(default=True)
 

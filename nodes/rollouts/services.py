@@ -27,10 +27,12 @@ from config.errors import ApplicationError, Busy, InvalidState, NotFound
 from config.http.logging import log_event
 from hosts.models import Source
 from nodes.changes import node_upgrade
-from nodes.models import OPEN_STATUSES, Command, CommandStatus
+from nodes.models import Command, CommandStatus
+from nodes.rollouts.batches import batch_start, canary_upgraded
 from nodes.rollouts.hooks import enqueue_advance
 from nodes.rollouts.models import FAILURE_STATUSES, TRANSITIONS, Rollout, RolloutNode, RolloutNodeStatus, RolloutState
 from nodes.rollouts.plan import Plan, Selection, rollout_plan
+from nodes.rollouts.ticks import keep_ticking, step_failed
 
 logger = logging.getLogger("nodes.rollouts")
 
@@ -209,17 +211,34 @@ def rollout_failures(rollout_id) -> int:
 
 
 def rollout_advance(*, rollout_id) -> str:
-    """Moves a running rollout as far as it can now, and returns its state. Idempotent: every
-    step re-reads under the rollout's row lock and does nothing already done, so two workers or
-    a worker restarted after a kill never upgrade a node twice.
+    """Moves a rollout as far as it can now, and returns its state. Idempotent: every step
+    re-reads under the rollout's row lock and does nothing already done, so two workers or a
+    worker restarted after a kill never upgrade a node twice.
 
     First the advances already queued for this rollout are folded into this one (their causes
-    committed before what follows reads); then, each its own transaction: the current batch
-    starts (its busy nodes move to the next batch), its pending nodes are upgraded one by one
+    committed before what follows reads) and its next tick is queued (nodes.rollouts.ticks: in
+    statements of their own, so a step that fails cannot take the tick with it); then, each its
+    own transaction: the current batch starts (its busy nodes move to the next batch, a busy
+    canary gives its place to the next ready node), its pending nodes are upgraded one by one
     (each upgrade commits with its row's move), and once every row of the batch is final the
-    batch ends (halted / paused after the canary / completed / next batch)."""
-    coalesce_advances(rollout_id)
-    creator = Rollout.objects.select_related("creator").get(pk=rollout_id).creator  # the upgrades' actor
+    batch ends (halted / paused after the canary / completed / next batch). Whatever a step
+    raises is recorded on the rollout (ticks.step_failed) and raised: the task fails, the tick
+    queued before it tries again."""
+    try:
+        coalesce_advances(rollout_id)
+        creator = Rollout.objects.select_related("creator").get(pk=rollout_id).creator  # the upgrades' actor
+        keep_ticking(rollout_id)
+        return _advance(rollout_id, creator)
+    except Exception as error:
+        if not connection.in_atomic_block:
+            # A connection the error left dead is closed, so that recording the failure — and the
+            # worker marking its task failed — run on a new one instead of failing in turn.
+            connection.close_if_unusable_or_obsolete()
+        step_failed(rollout_id, error)
+        raise
+
+
+def _advance(rollout_id, creator) -> str:
     while True:
         step = atomic_with_retry(lambda: _step(rollout_id))
         if isinstance(step, list):
@@ -253,11 +272,17 @@ def coalesce_advances(rollout_id) -> int:
 
 
 def _close_stale_rows(rollout: Rollout) -> None:
-    """Rows past their result timeout fail; rows whose command someone else's upgrade superseded
-    (support upgraded the node by hand meanwhile) let go of the node: no result will come."""
+    """At most every half tick, whatever the rollout's state: rows past their result timeout
+    fail; rows whose command someone else's upgrade superseded (support upgraded the node by hand
+    meanwhile) let go of the node: no result will come."""
+    now = timezone.now()
+    if rollout.tick_due_at is not None and rollout.tick_due_at > now:
+        return
+    rollout.tick_due_at = now + timedelta(seconds=settings.ROLLOUT_TICK_SECONDS) / 2
+    rollout.save(update_fields=["tick_due_at"])
     seconds = rollout.result_timeout_seconds
     upgrading = RolloutNode.objects.filter(rollout=rollout, status=RolloutNodeStatus.UPGRADING)
-    upgrading.filter(upgraded_at__lt=timezone.now() - timedelta(seconds=seconds)).update(
+    upgrading.filter(upgraded_at__lt=now - timedelta(seconds=seconds)).update(
         status=RolloutNodeStatus.FAILED, reason=f"no result within {seconds} s"
     )
     superseded = Command.objects.filter(pk=OuterRef("command_id"), status=CommandStatus.SUPERSEDED)
@@ -266,65 +291,33 @@ def _close_stale_rows(rollout: Rollout) -> None:
     )
 
 
-def _tick(rollout: Rollout) -> bool:
-    """While running, keeps one delayed advance queued (so timeouts are noticed without agents);
-    True when the tick was due, which is also when stale rows are looked for."""
-    now = timezone.now()
-    if rollout.tick_due_at is not None and rollout.tick_due_at > now:
-        return False
-    delay = timedelta(seconds=settings.ROLLOUT_TICK_SECONDS)
-    rollout.tick_due_at = now + delay
-    rollout.save(update_fields=["tick_due_at"])
-    enqueue_advance(rollout.pk, delay=delay)
-    return True
-
-
 def _step(rollout_id):
     """One look at the current batch under the rollout's lock: the rows to upgrade now (a list
     of row ids), or what the rollout waits for or became."""
     rollout = _lock(rollout_id)
+    if rollout.step_failures:  # this step succeeds (or it rolls back, this with it)
+        rollout.step_failures = 0
+        rollout.save(update_fields=["step_failures"])
+    if rollout.state in (RolloutState.PLANNED, RolloutState.COMPLETED):
+        return rollout.state  # no row upgrading
+    _close_stale_rows(rollout)
     if rollout.state != RolloutState.RUNNING:
         return rollout.state
-    if _tick(rollout):
-        _close_stale_rows(rollout)
-    pending = list(
-        RolloutNode.objects.filter(rollout=rollout, batch=rollout.current_batch, status=RolloutNodeStatus.PENDING)
-        .order_by("position")
-        .values_list("pk", "node_id", "reason")
-    )
-    if pending:
-        busy = dict(
-            Command.objects.filter(
-                node_id__in=[node_id for _, node_id, _ in pending], status__in=OPEN_STATUSES
-            ).values_list("node_id", "id")
-        )
-        _defer(rollout, [(pk, busy[node_id]) for pk, node_id, reason in pending if node_id in busy and not reason])
-        ready = [pk for pk, node_id, _ in pending if node_id not in busy]
-        if ready:
-            random.shuffle(ready)  # workers of one rollout start at different nodes
-            return ready
-        if any(not reason for _, _, reason in pending):
-            return "next_batch"  # the rows just deferred left the batch: look again
-        return "waiting"  # on open commands of nodes deferred once already
-    if RolloutNode.objects.filter(
-        rollout=rollout, batch=rollout.current_batch, status=RolloutNodeStatus.UPGRADING
-    ).exists():
-        return "waiting"
+    look = batch_start(rollout)
+    if look.ready:
+        ready = list(look.ready)
+        random.shuffle(ready)  # workers of one rollout start at different nodes
+        return ready
+    if look.moved:
+        return "next_batch"  # rows left the batch (deferred, skipped): look again
+    if (
+        look.waiting
+        or RolloutNode.objects.filter(
+            rollout=rollout, batch=rollout.current_batch, status=RolloutNodeStatus.UPGRADING
+        ).exists()
+    ):
+        return "waiting"  # on agents' results, or on open commands of deferred nodes (till their deadline)
     return _end_batch(rollout)
-
-
-def _defer(rollout: Rollout, rows: list) -> None:
-    """Nodes with an open command when their batch starts move to the next batch (one is added
-    after the last if needed). A node moves once: in its new batch, the batch waits for it."""
-    if not rows:
-        return
-    later = rollout.current_batch + 1
-    if later > rollout.batches:
-        rollout.batches = later
-        rollout.save(update_fields=["batches"])
-    for row_pk, command_id in rows:
-        reason = f"command {command_id} was open when batch {rollout.current_batch} started; moved to batch {later}"
-        RolloutNode.objects.filter(pk=row_pk).update(batch=later, reason=reason)
 
 
 class RowMoved(Exception):
@@ -390,7 +383,7 @@ def _end_batch(rollout: Rollout) -> str:
                 f"when batch {rollout.current_batch} ended.",
             )
             return "halted"
-        if rollout.current_batch == 1 and rollout.canary and rollout.pause_after_canary:
+        if rollout.current_batch == 1 and rollout.canary and rollout.pause_after_canary and canary_upgraded(rollout):
             _move(rollout, "pause", reason="paused after the canary batch")
             return "paused"
     if rollout.current_batch >= rollout.batches:

@@ -83,7 +83,8 @@ def test_node_page_shows_the_timeline_of_its_commands_with_the_agents_message():
     assert "Agent commands" in page
     assert "Upgrade node ethereum@1.0 → ethereum@2.0" in page
     assert "disk full on /var/lib" in page
-    created, acked = command.created_at.strftime("%Y-%m-%d %H:%M:%S"), command.acked_at.strftime("%Y-%m-%d %H:%M:%S")
+    # One format with its zone (config/formats), as on every admin page; TIME_ZONE is UTC.
+    created, acked = (f"{moment:%Y-%m-%d %H:%M:%S}\u00a0UTC" for moment in (command.created_at, command.acked_at))
     assert (
         f'<span class="nf-nowrap">created {created}</span> → <span class="nf-nowrap">acked {acked}</span> → '
         '<span class="nf-nowrap"><span class="nf-badge nf-state nf-state-failed"'
@@ -131,7 +132,7 @@ def test_cancel_is_offered_only_with_the_cancel_permission_and_confirms_first():
     assert "cancel_selected" not in action_names(viewer.get(reverse(COMMANDS)))
     assert "cancel_selected" in action_names(canceller.get(reverse(COMMANDS)))
     assert (
-        "Cancel create node (pending)…"
+        "Cancel the pending creation…"
         in canceller.get(reverse("admin:nodes_node_change", args=[node.pk])).content.decode()
     )
     confirm = post_action(canceller, COMMANDS, "cancel_selected", [command.pk])

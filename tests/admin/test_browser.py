@@ -132,7 +132,8 @@ def test_support_staff_upgrade_nodes_through_the_plan_page(page, screenshots):
     page.get_by_role("button", name="Confirm: upgrade 3 nodes").click()
 
     expect(page.locator(".messagelist")).to_have_text(
-        "3 upgraded, 1 failed: eth-04: not enough memory on host-02 (needs 8.0 GiB, 4.0 GiB free)"
+        "3 upgrades started; their hosts will report. 1 failed: eth-04: not enough memory on host-02 "
+        "(needs 8.0 GiB, 4.0 GiB free)"
     )
     page.goto("/admin/hosts/host/")
     expect(host_row(page, "host-01")).to_contain_text("14 / 64 cores")

@@ -238,8 +238,8 @@ def test_confirm_upgrades_each_node_and_sums_up_in_one_message():
 
     assert response.status_code == 302
     assert messages_of(response) == [
-        "3 upgraded, 1 skipped (already on the image), 1 failed: node-x: not enough memory on host-7 "
-        "(needs 8.0 GiB, 4.0 GiB free)"
+        "3 upgrades started; their hosts will report. 1 skipped (already on the image). 1 failed: node-x: "
+        "not enough memory on host-7 (needs 8.0 GiB, 4.0 GiB free)"
     ]
     big.refresh_from_db()
     assert big.node_memory_bytes == 4 * 16 * GiB
@@ -273,7 +273,7 @@ def test_plan_and_choose_pages_carry_a_csrf_token_that_the_confirm_accepts():
     plan = post_action(client, NODES, "upgrade_selected", [node.pk], step="plan", image=str(new.pk))
     assert 'name="csrfmiddlewaretoken"' in plan.content.decode()
     confirm = post_action(client, NODES, "upgrade_selected", [node.pk], step="apply", image=str(new.pk))
-    assert messages_of(confirm) == ["1 upgraded"]
+    assert messages_of(confirm) == ["1 upgrade started; the host will report"]  # the node shows upgrading
 
 
 def test_selection_past_the_limit_is_refused(monkeypatch):

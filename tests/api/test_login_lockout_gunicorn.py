@@ -1,8 +1,11 @@
 """Admin login lockout through real HTTP: gunicorn (2 workers, the test settings), a browser-
-like client doing the CSRF login flow. After AXES_FAILURE_LIMIT wrong passwords the right one
-is refused, whichever worker answers; each failure is logged with its request id; the operator's
-`axes_reset_username` lets the user in again."""
+like client doing the CSRF login flow, from chosen loopback addresses. After AXES_FAILURE_LIMIT
+wrong passwords from one address the right one is refused from there, whichever worker answers;
+each failure is logged with its request id; the operator's `axes_reset_username` lets the user
+in again. From another address the owner gets in with the right password, slowed down."""
 
+import functools
+import http.client
 import http.cookiejar
 import re
 import urllib.error
@@ -24,13 +27,25 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
         return None  # a 302 comes back as the answer
 
 
+class FromAddress(urllib.request.HTTPHandler):
+    """Connects from a chosen local address (any of 127.0.0.0/8 reaches a server on 127.0.0.1)."""
+
+    def __init__(self, address: str):
+        super().__init__()
+        self.address = address
+
+    def http_open(self, req):
+        return self.do_open(functools.partial(http.client.HTTPConnection, source_address=(self.address, 0)), req)
+
+
 class Browser:
     """Cookies, the login page's CSRF token and the form post, as a browser sends them."""
 
-    def __init__(self, base_url: str):
+    def __init__(self, base_url: str, address: str = "127.0.0.1"):
         self.base_url = base_url
         self.cookies = http.cookiejar.CookieJar()
-        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.cookies), NoRedirect)
+        handlers = [urllib.request.HTTPCookieProcessor(self.cookies), NoRedirect, FromAddress(address)]
+        self.opener = urllib.request.build_opener(*handlers)
 
     def request(self, path: str, data: dict | None = None, **headers) -> tuple[int, str, dict]:
         body = urllib.parse.urlencode(data).encode() if data is not None else None
@@ -71,3 +86,28 @@ def test_the_right_password_is_refused_after_repeated_wrong_ones_under_gunicorn(
     for n in range(settings.AXES_FAILURE_LIMIT):
         assert re.search(rf"\[try-{n}\] login_failed username=ops reason=password client=127\.0\.0\.1", text), text
     assert "[try-4] login_locked_out username=ops client=127.0.0.1" in text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_five_wrong_passwords_from_one_address_do_not_lock_the_owner_out_from_another_under_gunicorn(tmp_path):
+    """Issue 23: from 127.0.0.2, five wrong passwords for admin (200 200 200 200 429); then the
+    admin, from 127.0.0.3 with the right password, is let in (slowed down), not refused."""
+    UserFactory(username="admin", is_staff=True, is_superuser=True)
+    log = tmp_path / "gunicorn.log"
+    with gunicorn(workers=2, log=log, settings_module="config.settings_test") as base_url:
+        attacker = Browser(base_url, "127.0.0.2")
+        tries = [attacker.log_in("admin", "wrong", f"attack-{n}") for n in range(settings.AXES_FAILURE_LIMIT)]
+        attacker_right = attacker.log_in("admin", PASSWORD, "attacker-right")
+        owner = Browser(base_url, "127.0.0.3")
+        owner_answer = owner.log_in("admin", PASSWORD, "owner")
+        index, _, _ = owner.request("/admin/")
+
+    assert tries == [200] * (settings.AXES_FAILURE_LIMIT - 1) + [429]
+    assert attacker_right == 429  # that pair stays locked, right password or not
+    assert (owner_answer, index) == (302, 200)
+    text = log.read_text()
+    assert "[attack-0] login_failed username=admin reason=password client=127.0.0.2" in text
+    assert "[attacker-right] login_failed username=admin reason=locked_out client=127.0.0.2" in text
+    assert re.search(r"\[owner\] login_slowed username=admin failures=\d+ seconds=[0-9.]+ client=127\.0\.0\.3", text), (
+        text
+    )

@@ -192,9 +192,14 @@ def test_every_operation_answers_what_the_served_schema_says(client, admin_clien
     tour.call(as_role("reader"), "get", rollouts, status=403)
 
     # The caller's own API tokens: make, list, revoke one, revoke all, and their refusals.
-    me = as_role("reader")
-    made = tour.call(me, "post", "/api/v1/auth/tokens/", {"name": "tour"}, status=201).json()
-    tour.call(me, "post", "/api/v1/auth/tokens/", {"ttl": 1}, status=400)
+    # Tokens are made from a session only (tokens.api.InteractiveSession); a token is refused.
+    person = UserFactory(permissions=["hosts.view_host", "nodes.view_image", "nodes.view_node"])
+    signed_in = APIClient()
+    signed_in.force_login(person)
+    me = token_client(person)
+    made = tour.call(signed_in, "post", "/api/v1/auth/tokens/", {"name": "tour"}, status=201).json()
+    tour.call(signed_in, "post", "/api/v1/auth/tokens/", {"ttl": 1}, status=400)
+    tour.call(me, "post", "/api/v1/auth/tokens/", {"name": "minted-by-a-token"}, status=403)
     tour.call(me, "get", "/api/v1/auth/tokens/", status=200)
     tour.call(me, "delete", f"/api/v1/auth/tokens/{missing}/", status=404)
     tour.call(me, "delete", f"/api/v1/auth/tokens/{made['id']}/", status=204)

@@ -11,6 +11,8 @@ from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 from rest_framework.test import APIClient, APIRequestFactory
@@ -66,22 +68,51 @@ def test_a_created_token_is_shown_once_and_stored_only_as_its_digest(reader):
     assert client_with(key).get("/api/v1/nodes/").status_code == 200
 
 
-def test_a_token_user_can_make_another_token_and_it_works(reader):
-    key = token_create(user=reader)[1]
+def test_the_answer_that_carries_a_key_is_never_stored_by_a_cache(reader):
+    session = APIClient()
+    session.force_login(reader)
 
-    created = client_with(key).post(TOKENS, {}, format="json")
+    created = session.post(TOKENS, {"name": "ci"}, format="json")
 
     assert created.status_code == 201
-    assert client_with(created.json()["token"], "Bearer").get("/api/v1/hosts/").status_code == 200
+    assert "no-store" in created["Cache-Control"] and "private" in created["Cache-Control"]
+
+
+def test_a_token_cannot_make_a_token(reader):
+    """Else a stolen token could mint itself successors forever: its expiry would end nothing."""
+    _, key = token_create(user=reader)
+
+    refused = assert_problem(
+        client_with(key).post(TOKENS, {"name": "successor"}, format="json"), 403, "permission_denied"
+    )
+
+    assert "signed-in session" in refused["detail"] and "manage.py api_token" in refused["detail"]
+    assert ApiToken.objects.count() == 1
+    assert client_with(key).get(TOKENS).status_code == 200  # listing and revoking by token stay open
+
+
+def test_with_an_authenticator_only_a_session_verified_by_its_code_makes_tokens(reader):
+    device = TOTPDevice.objects.create(user=reader, name="authenticator", confirmed=True)
+    session = APIClient()
+    session.force_login(reader)  # a password-only session (e.g. opened before the enrolment)
+
+    assert_problem(session.post(TOKENS, {}, format="json"), 403, "permission_denied")
+
+    store = session.session
+    store[DEVICE_ID_SESSION_KEY] = device.persistent_id  # what django_otp.login() records after the code
+    store.save()
+    assert session.post(TOKENS, {}, format="json").status_code == 201
 
 
 def test_making_a_token_refuses_unknown_fields_and_needs_csrf_with_a_session(reader):
-    assert_problem(client_with(token_create(user=reader)[1]).post(TOKENS, {"ttl": 5}, format="json"), 400, "invalid")
-    session = APIClient(enforce_csrf_checks=True)
+    session = APIClient()
     session.force_login(reader)
+    assert_problem(session.post(TOKENS, {"ttl": 5}, format="json"), 400, "invalid")
+    strict = APIClient(enforce_csrf_checks=True)
+    strict.force_login(reader)
 
-    assert_problem(session.post(TOKENS, {}, format="json"), 403, "permission_denied")
-    assert ApiToken.objects.count() == 1
+    assert_problem(strict.post(TOKENS, {}, format="json"), 403, "permission_denied")
+    assert ApiToken.objects.count() == 0
 
 
 def test_anonymous_cannot_list_or_make_tokens():
@@ -315,18 +346,29 @@ def test_a_request_without_a_client_address_is_refused_and_logged_all_the_same(c
     assert record.client == "-"
 
 
-def test_failures_past_the_rate_answer_429_for_that_address_only(failure_limit, reader):
-    bad, good = client_with("nfu_" + "C" * 43), client_with(token_create(user=reader)[1])
+def test_failures_past_the_rate_answer_429_for_that_address_only(failure_limit):
+    bad = client_with("nfu_" + "C" * 43)
     here, elsewhere = {"REMOTE_ADDR": "198.51.100.7"}, {"REMOTE_ADDR": "198.51.100.8"}
 
     answers = [bad.get("/api/v1/nodes/", **here).status_code for _ in range(4)]
 
     assert answers == [401, 401, 401, 429]
-    throttled = assert_problem(good.get("/api/v1/nodes/", **here), 429, "throttled")
+    throttled = assert_problem(bad.get("/api/v1/nodes/", **here), 429, "throttled")
     assert "failed authentications" in throttled["detail"]
-    assert 1 <= int(good.get("/api/v1/nodes/", **here)["Retry-After"]) <= 60
-    assert good.get("/api/v1/nodes/", **elsewhere).status_code == 200
+    assert 1 <= int(bad.get("/api/v1/nodes/", **here)["Retry-After"]) <= 60
+    assert bad.get("/api/v1/nodes/", **elsewhere).status_code == 401
     assert APIClient().get("/api/v1/nodes/", **here).status_code == 401  # no credentials: nothing to throttle
+
+
+def test_a_valid_token_from_a_throttled_address_is_let_through(failure_limit, reader):
+    """Only failures are throttled: a neighbour's (or an attacker's) bad keys from a shared
+    address do not lock out a working token."""
+    bad, good = client_with("nfu_" + "C" * 43), client_with(token_create(user=reader)[1])
+    here = {"REMOTE_ADDR": "198.51.100.7"}
+    assert [bad.get("/api/v1/nodes/", **here).status_code for _ in range(4)] == [401, 401, 401, 429]
+
+    assert good.get("/api/v1/nodes/", **here).status_code == 200
+    assert bad.get("/api/v1/nodes/", **here).status_code == 429  # and the bad key is still refused
 
 
 def test_a_forged_x_forwarded_for_does_not_escape_the_throttle(failure_limit):

@@ -7,14 +7,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+from config import quickstart
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def run(code_or_args, **env):
-    """Runs Python with the production settings module and only the given environment."""
+    """Runs Python with the production settings module and only the given environment. Production
+    names its database (a checkout's quick-start .env.quickstart applies only without one)."""
     base = {
         "PATH": os.environ["PATH"],
         "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DATABASE_URL": "postgres://root@127.0.0.1:5432/postgres",
         "HOME": os.environ.get("HOME", "/"),
     }
     args = code_or_args if isinstance(code_or_args, list) else ["-c", code_or_args]
@@ -44,6 +48,23 @@ def test_production_refuses_to_start_without_a_secret_key():
     result = run("import django; django.setup()")
     assert result.returncode != 0
     assert "SECRET_KEY" in result.stderr
+
+
+def test_a_command_without_a_secret_key_says_what_to_set_in_one_line():
+    result = run(["manage.py", "audit_resources"])
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [f"manage.py: {quickstart.MISSING_SECRET_KEY}"]
+
+
+def test_the_quick_starts_file_is_read_only_without_a_database_url(tmp_path, monkeypatch):
+    written = tmp_path / ".env.quickstart"
+    assert quickstart.write(written) and not quickstart.write(written)  # never overwritten
+    assert "SECRET_KEY=" in written.read_text() and written.stat().st_mode & 0o077 == 0
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    assert quickstart.applies()
+    monkeypatch.setenv("DATABASE_URL", "postgres://root@127.0.0.1:5432/postgres")
+    assert not quickstart.applies()
 
 
 def test_x_forwarded_proto_is_believed_only_behind_a_declared_tls_proxy():

@@ -7,6 +7,8 @@ from django.core.management import CommandError, call_command
 from nodes.management.commands.demo_login import DEMO_EMAIL
 from tests.factories import UserFactory
 from tests.support import manage
+from tokens.models import ApiToken
+from tokens.services import token_create
 
 pytestmark = pytest.mark.django_db
 User = get_user_model()
@@ -55,3 +57,20 @@ def test_never_touches_an_existing_user_it_did_not_make(settings):
         call_command("demo_login")
     assert refused.value.returncode == 1
     assert User.objects.filter(pk=real.pk).values().get() == before
+
+
+def test_with_a_kept_password_a_second_run_leaves_the_login_and_its_api_tokens_alone(settings, capsys):
+    # make run's .env.quickstart holds DEMO_LOGIN_PASSWORD: every start prints the same login,
+    # and an integrator's token minted for it survives the next start.
+    settings.DEBUG, settings.DEMO_LOGIN_PASSWORD = True, "kept-demo-password-1"
+    call_command("demo_login", "--addr", "127.0.0.1:8001")
+    first = capsys.readouterr().out
+    assert "Admin login: http://127.0.0.1:8001/admin/" in first
+    assert password_of(first) == "kept-demo-password-1"
+    user = User.objects.get(username="admin")
+    token, _key = token_create(user=user, name="integrator")
+    call_command("demo_login")
+    second = capsys.readouterr().out
+    assert password_of(second) == "kept-demo-password-1" and "http://127.0.0.1:8000/admin/" in second
+    assert ApiToken.objects.filter(pk=token.pk).exists()
+    assert User.objects.get(username="admin").check_password("kept-demo-password-1")

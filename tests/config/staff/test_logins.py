@@ -1,6 +1,8 @@
-"""Admin logins: django-axes locks out repeated failures per username and per client address,
-operators unlock with its commands, staff with an authenticator give its code (TOTP), and
-ADMIN_REQUIRE_2FA keeps superusers without one out. Every outcome is logged with the request id."""
+"""Admin logins: django-axes locks out repeated failures of a username from one client
+address, and (past a looser limit) an address for every username; a username failing from
+many addresses is slowed down, never locked (config.staff.login_lockout). Operators unlock with
+axes' commands, staff with an authenticator give its code (TOTP), and ADMIN_REQUIRE_2FA keeps
+superusers without one out. Every outcome is logged with the request id."""
 
 import io
 import json
@@ -80,33 +82,83 @@ def test_the_right_password_is_refused_after_five_wrong_ones(settings):
     assert not logged_in(client)
 
 
-def test_a_username_is_locked_from_every_address():
+def test_a_username_is_locked_from_one_address_and_its_owner_still_gets_in_from_another(settings, login_log):
+    """The attack of issue 23: five wrong passwords for admin from one address must not keep
+    the real admin, at another address with the right password, out."""
+    UserFactory(username="admin", is_staff=True, is_superuser=True)
+    attacker = browser("127.0.0.2")
+    tries = [log_in(attacker, "admin", "wrong").status_code for _ in range(settings.AXES_FAILURE_LIMIT)]
+    refused = log_in(attacker, "admin", HTTP_X_REQUEST_ID="attacker-right")  # even the right one, from there
+
+    owner = browser("127.0.0.3")
+    assert log_in(owner, "admin", HTTP_X_REQUEST_ID="owner").status_code == 302 and logged_in(owner)
+
+    assert tries == [200] * (settings.AXES_FAILURE_LIMIT - 1) + [429]
+    assert refused.status_code == 429
+    lines = {line["request_id"]: line for line in login_log() if line["request_id"] in {"attacker-right", "owner"}}
+    assert (lines["attacker-right"]["event"], lines["attacker-right"]["reason"]) == ("login_failed", "locked_out")
+    assert lines["owner"]["event"] == "login_succeeded"
+
+
+def test_a_username_failing_from_many_addresses_is_slowed_down_not_locked(settings, login_log):
     UserFactory(username="ops", is_staff=True)
-    for number in range(5):
-        log_in(browser(f"192.0.2.{number}"), "ops", "wrong")  # one failure from each of five addresses
-    assert log_in(browser("198.51.100.7"), "ops").status_code == 429
+    limit = settings.AXES_FAILURE_LIMIT
+    answers = [log_in(browser(f"192.0.2.{number}"), "ops", "wrong").status_code for number in range(limit + 2)]
+
+    client = browser("198.51.100.7")
+    assert log_in(client, "ops", HTTP_X_REQUEST_ID="right").status_code == 302 and logged_in(client)
+
+    assert answers == [200] * (limit + 2)  # the form again: no address reached a limit
+    slowed = [line for line in login_log() if line["event"] == "login_slowed"]
+    # From the limit on, each attempt waits, twice as long per failure, up to the cap.
+    assert [line["failures"] for line in slowed] == [limit, limit + 1, limit + 2]
+    assert [line["seconds"] for line in slowed] == [
+        min(settings.LOGIN_SLOWDOWN_SECONDS * 2**n, settings.LOGIN_SLOWDOWN_MAX_SECONDS) for n in range(3)
+    ]
+    assert slowed[-1]["request_id"] == "right" and slowed[-1]["client"] == "198.51.100.7"
 
 
-def test_an_address_is_locked_for_every_username():
-    for number in range(5):
+def test_the_slowdown_doubles_per_failure_up_to_its_cap(settings):
+    from config.staff.login_lockout import slowdown
+
+    settings.AXES_FAILURE_LIMIT, settings.LOGIN_SLOWDOWN_SECONDS, settings.LOGIN_SLOWDOWN_MAX_SECONDS = 5, 1.0, 8.0
+    assert [slowdown(failures) for failures in range(3, 11)] == [0, 0, 1, 2, 4, 8, 8, 8]
+
+
+@pytest.fixture
+def address_limit(settings):
+    settings.AXES_ADDRESS_FAILURE_LIMIT = 8  # looser than the pair's 5: people behind one NAT
+    return 8
+
+
+def test_an_address_is_locked_for_every_username_past_its_looser_limit(address_limit):
+    UserFactory(username="ops", is_staff=True)
+    for number in range(address_limit - 1):
         log_in(browser("192.0.2.9"), f"guess-{number}", "wrong")
-    UserFactory(username="ops", is_staff=True)
+    assert log_in(browser("192.0.2.9"), "guess-x", "wrong").status_code == 429  # the limit's failure
     assert log_in(browser("192.0.2.9"), "ops").status_code == 429
     assert log_in(browser("192.0.2.10"), "ops").status_code == 302  # another address: in
 
 
-def test_behind_a_proxy_the_lockout_counts_the_forwarded_client_not_the_proxy(settings):
+def test_below_the_address_limit_other_usernames_from_that_address_get_in(address_limit):
+    for number in range(address_limit - 2):
+        log_in(browser("192.0.2.9"), f"guess-{number}", "wrong")
+    UserFactory(username="ops", is_staff=True)
+    assert log_in(browser("192.0.2.9"), "ops").status_code == 302
+
+
+def test_behind_a_proxy_the_lockout_counts_the_forwarded_client_not_the_proxy(settings, address_limit):
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}  # NUM_PROXIES=1: one proxy in front
     proxy = "10.0.0.1"
-    for number in range(5):
+    for number in range(address_limit):
         log_in(browser(proxy), f"guess-{number}", "wrong", HTTP_X_FORWARDED_FOR="203.0.113.5")
     UserFactory(username="ops", is_staff=True)
     assert log_in(browser(proxy), "ops", HTTP_X_FORWARDED_FOR="203.0.113.5").status_code == 429
     assert log_in(browser(proxy), "ops", HTTP_X_FORWARDED_FOR="203.0.113.6").status_code == 302
 
 
-def test_without_a_proxy_setting_a_forwarded_address_is_ignored():
-    for number in range(5):
+def test_without_a_proxy_setting_a_forwarded_address_is_ignored(address_limit):
+    for number in range(address_limit):
         log_in(browser("192.0.2.9"), f"guess-{number}", "wrong", HTTP_X_FORWARDED_FOR=f"203.0.113.{number}")
     UserFactory(username="ops", is_staff=True)
     assert log_in(browser("192.0.2.9"), "ops", HTTP_X_FORWARDED_FOR="203.0.113.99").status_code == 429
@@ -125,11 +177,11 @@ def test_axes_reset_username_unlocks_a_locked_user():
     UserFactory(username="ops", is_staff=True)
     for _ in range(5):
         log_in(browser("192.0.2.1"), "ops", "wrong")
-    assert log_in(browser("192.0.2.2"), "ops").status_code == 429
+    assert log_in(browser("192.0.2.1"), "ops").status_code == 429
 
     call_command("axes_reset_username", "ops")
 
-    client = browser("192.0.2.2")
+    client = browser("192.0.2.1")
     assert log_in(client, "ops").status_code == 302 and logged_in(client)
 
 

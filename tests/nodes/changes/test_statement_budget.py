@@ -64,3 +64,17 @@ def test_a_refused_upgrade_writes_nothing_after_its_read(fleet):
     with round_trips() as statements, pytest.raises(Exception, match="already runs"):
         node_upgrade(node_id=node.pk, image_id=old.pk)
     assert kinds(statements) == ["BEGIN", "SELECT", "ROLLBACK"], statements
+
+
+def test_an_upgrade_refused_by_an_acked_command_reads_it_once_more(fleet):
+    """The rare path: the command read `acked`, which a retry_later the read waited for may have
+    returned to `pending` without writing the node's row (issue 19): one more read, nothing else."""
+    from nodes.agent.lifecycle import command_ack
+
+    old, new, node = fleet
+    node_upgrade(node_id=node.pk, image_id=new.pk)
+    acked = Command.objects.get(node_id=node.pk, status="pending")
+    command_ack(command_id=acked.pk, host_id=node.host_id)
+    with round_trips() as statements, pytest.raises(Exception, match="cannot change now"):
+        node_upgrade(node_id=node.pk, image_id=old.pk)
+    assert kinds(statements) == ["BEGIN", "SELECT", "SELECT", "ROLLBACK"], statements

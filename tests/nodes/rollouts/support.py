@@ -40,10 +40,9 @@ def answer(outcome="succeeded", *, only=None) -> int:
     return answered
 
 
-def work() -> None:
-    """The library's worker runs every task due now, then stops (delayed ticks stay queued). Its
-    loop is not used here: it closes the connection, and with it the test's transaction."""
-    worker = Worker(
+def library_worker() -> Worker:
+    """django-tasks-db's worker, to run tasks with (its `run_task`) in this thread."""
+    return Worker(
         queue_names=["default"],
         interval=0,
         batch=True,
@@ -53,6 +52,12 @@ def work() -> None:
         worker_id="tests",
         excluded_queue_names=[],
     )
+
+
+def work() -> None:
+    """The library's worker runs every task due now, then stops (delayed ticks stay queued). Its
+    loop is not used here: it closes the connection, and with it the test's transaction."""
+    worker = library_worker()
     while (task := DBTaskResult.objects.ready().first()) is not None:
         task.claim(worker.worker_id)
         worker.run_task(task)
