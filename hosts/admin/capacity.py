@@ -7,7 +7,6 @@ from decimal import Decimal
 
 from django.contrib import admin
 from django.utils.html import format_html, format_html_join
-from django.utils.safestring import mark_safe
 
 from config.units import RESOURCE_LABELS, RESOURCES, human_amount, human_bytes, human_cores
 from hosts.admin.helpers import PrintableFieldsForm, usage_bar
@@ -135,7 +134,18 @@ def usage(host: Host, resource: str):
         text = f"{used} / {human_cores(capacity)}"
     else:
         text = f"{human_bytes(used)} / {human_bytes(capacity)}"
-    return usage_bar(used, capacity, text, physical=physical_text(host, resource))
+    bar = usage_bar(used, capacity, text, physical=physical_text(host, resource))
+    model = model_text(host, resource)
+    return format_html('{}<span class="nf-model">{}</span>', bar, model) if model else bar
+
+
+def where_text(host: Host):
+    """Under a host's name in the list: its region and scheduling (`eu-1 · draining`)."""
+    return format_html(
+        '<br><span class="nf-where"><span class="nf-region">{}</span> {}</span>',
+        host.region or "—",
+        scheduling_badge(host),
+    )
 
 
 def scheduling_badge(host: Host):
@@ -155,18 +165,14 @@ def slots_text(host: Host) -> str:
     return str(host.node_count) if host.max_nodes is None else f"{host.node_count} / {host.max_nodes}"
 
 
-def model_text(host: Host):
-    """Ratios and reserves that differ from the defaults, one line each (`CPU x4`, `memory
-    16.0 GiB reserved`); a dash when the host has none."""
-    lines = []
-    for resource in RESOURCES:
-        if getattr(host, RATIO[resource]) != 1:
-            lines.append((f"{RESOURCE_LABELS[resource]} x{_ratio_text(getattr(host, RATIO[resource]))}",))
-    for resource in RESOURCES:
-        if getattr(host, RESERVED[resource]):
-            amount = human_amount(resource, getattr(host, RESERVED[resource]))
-            lines.append((f"{RESOURCE_LABELS[resource]} {amount} reserved",))
-    return format_html_join(mark_safe("<br>"), '<span class="nf-nowrap">{}</span>', lines) or "—"
+def model_text(host: Host, resource: str) -> str:
+    """A resource's ratio and reserve when they differ from the defaults: `x1.5, 16 cores reserved`."""
+    bits = []
+    if getattr(host, RATIO[resource]) != 1:
+        bits.append(f"x{_ratio_text(getattr(host, RATIO[resource]))}")
+    if getattr(host, RESERVED[resource]):
+        bits.append(f"{human_amount(resource, getattr(host, RESERVED[resource]))} reserved")
+    return ", ".join(bits)
 
 
 def allocatable_text(host: Host):

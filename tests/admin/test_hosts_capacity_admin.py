@@ -47,11 +47,17 @@ def test_list_shows_region_scheduling_slots_ratios_and_bars_against_allocatable(
     assert "8 / 72 cores" in page  # (64 - 16) x 1.5
     assert 'title="11% of allocatable used; physical size 64 cores, 16 cores reserved, ratio 1.5"' in page
     assert 'class="nf-fill" style="width: 11.1%"' in page
-    assert '<span class="nf-nowrap">CPU x1.5</span><br><span class="nf-nowrap">CPU 16 cores reserved</span>' in page
+    assert (
+        '<span class="nf-fill" style="width: 11.1%"></span></span></div>'
+        '<span class="nf-model">x1.5, 16 cores reserved</span>' in page
+    )
     assert 'title="The nodes of over-1 (of 4 slots)">1 / 4</a>' in page
     assert '<span class="nf-badge nf-state nf-scheduling-draining"' in page
     assert '<span class="nf-badge nf-state nf-scheduling-manual"' in page
-    assert '<td class="field-placement"><span class="nf-region">eu-1</span><br><span class="nf-muted">automatic' in page
+    assert (
+        'over-1<br><span class="nf-where"><span class="nf-region">eu-1</span> <span class="nf-muted">automatic' in page
+    )
+    assert '<span class="nf-region">—</span> <span class="nf-badge nf-state nf-scheduling-draining"' in page
     assert "hosts/placement.css" in page
 
 
