@@ -142,7 +142,8 @@ def usage(host: Host, resource: str):
 def where_text(host: Host):
     """Under a host's name in the list: its region and scheduling (`eu-1 · draining`)."""
     return format_html(
-        '<br><span class="nf-where"><span class="nf-region">{}</span> {}</span>',
+        # The newline keeps the name a word of its own in the cell's text (a search for "host-01 ").
+        '\n<br><span class="nf-where"><span class="nf-region">{}</span> {}</span>',
         host.region or "—",
         scheduling_badge(host),
     )

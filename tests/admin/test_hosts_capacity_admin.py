@@ -55,7 +55,8 @@ def test_list_shows_region_scheduling_slots_ratios_and_bars_against_allocatable(
     assert '<span class="nf-badge nf-state nf-scheduling-draining"' in page
     assert '<span class="nf-badge nf-state nf-scheduling-manual"' in page
     assert (
-        'over-1<br><span class="nf-where"><span class="nf-region">eu-1</span> <span class="nf-muted">automatic' in page
+        'over-1\n<br><span class="nf-where"><span class="nf-region">eu-1</span> '
+        '<span class="nf-muted">automatic' in page
     )
     assert '<span class="nf-region">—</span> <span class="nf-badge nf-state nf-scheduling-draining"' in page
     assert "hosts/placement.css" in page
