@@ -1,6 +1,7 @@
 """The demo fleet seed_demo writes: a fixed image catalogue and a deterministic fleet."""
 
 import random
+from decimal import Decimal
 
 from nodes.models import Image, ImageProperty
 
@@ -78,17 +79,29 @@ def host_capacity(nodes_per_host: int, index: int) -> dict[str, int]:
     return dict(zip(("cpu_cores", "memory_bytes", "disk_bytes"), (size * c for c in CAPACITY_PER_NODE), strict=True))
 
 
-#: The demo's regions, in turn, and the one host it drains (host-00005), so the fleet page has both.
-DEMO_REGIONS = ("eu-1", "us-1")
-DEMO_DRAINING = 4
+#: The demo's regions: hosts alternate between them, but for one host without a region.
+REGIONS = ("eu-1", "us-1")
+#: The hosts (by index) that show the capacity model (§11): host-00002 overcommits CPU and
+#: memory, host-00003 keeps a reserve, host-00004 has node slots, host-00005 is draining,
+#: host-00008 is manual, host-00010 has no region.
+OVERCOMMITTED, RESERVED, SLOTTED, DRAINING, MANUAL, NO_REGION = 1, 2, 3, 4, 7, 9
 
 
-def host_placement(index: int) -> dict[str, str]:
-    """The demo host's region and scheduling (§11)."""
-    return {
-        "region": DEMO_REGIONS[index % len(DEMO_REGIONS)],
-        "scheduling": "draining" if index == DEMO_DRAINING else "automatic",
-    }
+def host_model(nodes_per_host: int, index: int) -> dict:
+    """Region, scheduling, ratios, reserve and slots of the demo's host number `index` (0-based):
+    a few hosts differ from the defaults, so placement has something to choose and to refuse."""
+    model = {"region": "" if index == NO_REGION else REGIONS[index % len(REGIONS)]}
+    if index == OVERCOMMITTED:
+        model.update(cpu_allocation_ratio=Decimal(4), memory_allocation_ratio=Decimal("1.5"))
+    elif index == RESERVED:
+        model.update(reserved_cpu_cores=4, reserved_memory_bytes=16 * GiB, reserved_disk_bytes=500 * GiB)
+    elif index == SLOTTED:
+        model.update(max_nodes=nodes_per_host + 2)
+    elif index == DRAINING:
+        model.update(scheduling="draining")
+    elif index == MANUAL:
+        model.update(scheduling="manual")
+    return model
 
 
 def node_config(rng: random.Random, image: Image, defaults: dict[str, str], others) -> dict[str, str]:

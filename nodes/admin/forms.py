@@ -1,11 +1,13 @@
-"""Forms of the nodes admin: adding a node and choosing the image of a bulk upgrade. They only
-gather input; the services (node_create, node_upgrade) decide and write."""
+"""Forms of the nodes admin: adding a node (on a named host, or placed: §11), placing many
+(nodes/admin/placement.py) and choosing the image of a bulk upgrade. They only gather input;
+the services (node_create, node_placement_plan, node_upgrade) decide and write."""
 
 from django import forms
 from django.contrib import admin
 from django.contrib.admin.widgets import AutocompleteSelect
 
 from config.units import human_bytes, human_cores
+from hosts.admin.capacity import NO_REGION
 from hosts.models import Host
 from nodes.models import Image, Node
 
@@ -29,9 +31,60 @@ class ImageChoiceField(forms.ModelChoiceField):
         return f"{image} (needs {requirements(image)}{'; properties: ' + keys if keys else ''})"
 
 
-class NodeCreateForm(forms.Form):
+STRATEGY_HELP = "binpack: the fullest host that fits (keeps others free); spread: the emptiest."
+SPREAD_PROTOCOL_HELP = "Prefer hosts with fewer nodes of the image's protocol, then the strategy."
+
+
+def region_choices(*, empty: str) -> list[tuple[str, str]]:
+    """`empty` (any region), hosts without a region, then each region of the fleet (one query)."""
+    regions = Host.objects.exclude(region="").order_by("region").values_list("region", flat=True).distinct()
+    return [("", empty), (NO_REGION, "hosts without a region"), *((region, region) for region in regions)]
+
+
+def region_of(choice: str) -> str | None:
+    """A region choice as the placement takes it: None for any region, "" for hosts without one."""
+    if not choice:
+        return None
+    return "" if choice == NO_REGION else choice
+
+
+class PlacementFields(forms.Form):
+    """The placement options (§11): strategy, region, spread_protocol."""
+
+    strategy = forms.ChoiceField(
+        choices=[("binpack", "binpack"), ("spread", "spread")], initial="binpack", help_text=STRATEGY_HELP
+    )
+    region = forms.ChoiceField(required=False, choices=[])
+    spread_protocol = forms.BooleanField(required=False, label="Spread protocol", help_text=SPREAD_PROTOCOL_HELP)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["region"].choices = region_choices(empty="any region")
+
+    def placement(self) -> dict:
+        """The options set, as node_create and node_placement_plan take them."""
+        data, placement = self.cleaned_data, {}
+        if data.get("strategy"):
+            placement["strategy"] = data["strategy"]
+        if data.get("region"):
+            placement["region"] = region_of(data["region"])
+        if data.get("spread_protocol"):
+            placement["spread_protocol"] = True
+        return placement
+
+
+class NodeCreateForm(PlacementFields):
+    """A node on the host chosen here, or, with no host, on the host placement chooses (§11) by
+    the options below it. A host together with placement options, or force without a host, is
+    refused by node_create with its own message, as the API refuses it."""
+
     name = forms.CharField(max_length=Node._meta.get_field("name").max_length)
-    host = forms.ModelChoiceField(queryset=Host.objects.all())
+    host = forms.ModelChoiceField(
+        queryset=Host.objects.all(),
+        required=False,
+        empty_label="(none: placement chooses one)",
+        help_text="Leave empty to let placement choose the host by the options below.",
+    )
     image = ImageChoiceField(queryset=Image.objects.prefetch_related("properties"))
     properties = forms.JSONField(
         required=False,
@@ -45,8 +98,20 @@ class NodeCreateForm(forms.Form):
         required=False, help_text="Follow newer images of its protocol (same major) by rollouts."
     )
 
+    field_order = ["name", "host", "image", "properties", "force", "auto_upgrade", "strategy", "region"]
+
     def __init__(self, *args, allow_force: bool, **kwargs):
         super().__init__(*args, **kwargs)
+        # Here a strategy is an option given (empty: none), so that a named host with no
+        # option asks for no placement.
+        self.fields["strategy"] = forms.ChoiceField(
+            required=False,
+            choices=[("", "(default: binpack)"), ("binpack", "binpack"), ("spread", "spread")],
+            help_text=f"Only without a host. {STRATEGY_HELP}",
+        )
+        self.fields["region"].help_text = "Only without a host: choose among the hosts of this region."
+        self.fields["spread_protocol"].help_text = f"Only without a host. {SPREAD_PROTOCOL_HELP}"
+        self.order_fields(self.field_order)
         if Host.objects.count() > HOSTS_IN_A_SELECT:
             # A search box over the hosts (the host admin's search), not a list of thousands.
             self.fields["host"].widget = AutocompleteSelect(Node._meta.get_field("host"), admin.site)

@@ -15,7 +15,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from config.errors import ApplicationError, InsufficientCapacity, InvalidInput
+from config.errors import ApplicationError, InsufficientCapacity
 from config.formats import human_datetime
 from config.units import RESOURCE_LABELS, RESOURCES, human_amount, human_bytes, human_cores
 from hosts.admin.helpers import LargeTableAdmin, as_uuid, refresh_seconds
@@ -26,7 +26,6 @@ from nodes.admin.display import (
     HostFilter,
     OverdueFilter,
     ProtocolFilter,
-    allocation_text,
     cancel_label,
     command_steps,
     command_subject,
@@ -35,9 +34,10 @@ from nodes.admin.display import (
     state_badge,
 )
 from nodes.admin.forms import NodeCreateForm, UpgradeImageForm
+from nodes.admin.placement import added_message, node_add, place_nodes_view
 from nodes.admin.search import CountFromFirstPage
 from nodes.admin.views import fleet_audit_view
-from nodes.changes import node_create, node_delete
+from nodes.changes import node_delete
 from nodes.models import Command, CommandStatus, Image, Node, NodeLog, NodeState
 from nodes.rollouts.auto import nodes_auto_upgrade_set
 from nodes.rollouts.models import RolloutNode
@@ -189,7 +189,12 @@ class NodeAdmin(CountFromFirstPage, LargeTableAdmin):
 
     def get_urls(self):
         audit = self.admin_site.admin_view(partial(fleet_audit_view, model_admin=self))
-        return [path("audit/", audit, name="fleet_audit"), *super().get_urls()]
+        place = self.admin_site.admin_view(partial(place_nodes_view, model_admin=self))
+        return [
+            path("audit/", audit, name="fleet_audit"),
+            path("place/", place, name="nodes_node_place"),
+            *super().get_urls(),
+        ]
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         may_upgrade = self.has_upgrade_permission(request)
@@ -231,30 +236,10 @@ class NodeAdmin(CountFromFirstPage, LargeTableAdmin):
             raise PermissionDenied
         form = NodeCreateForm(request.POST or None, allow_force=self.may_force(request))
         if request.method == "POST" and form.is_valid():
-            data = form.cleaned_data
-            try:
-                change = node_create(
-                    name=data["name"],
-                    host_id=data["host"].pk,
-                    image_id=data["image"].pk,
-                    properties=data["properties"],
-                    force=data.get("force", False),
-                    auto_upgrade=data.get("auto_upgrade", False),
-                    actor=request.user,
-                    source=Source.ADMIN,
-                )
-            except InvalidInput as error:
-                for field, field_errors in error.extra["errors"].items():
-                    form.add_error(field if field in form.fields else None, field_errors)
-            except ApplicationError as error:
-                form.add_error(None, error.detail)
-            else:
+            change = node_add(request, form)
+            if change is not None:
                 self.log_addition(request, change.node, [{"added": {}}])
-                self.message_user(
-                    request,
-                    f"Node {change.node} placed on {change.host}: {allocation_text(change.node)}.",
-                    messages.INFO,
-                )
+                self.message_user(request, added_message(change, placed=not form.cleaned_data.get("host")))
                 return self.response_add(request, change.node)
         admin_form = helpers.AdminForm(form, [(None, {"fields": list(form.fields)})], {}, model_admin=self)
         context = {

@@ -13,6 +13,7 @@ from django.db import connections
 from playwright.sync_api import expect, sync_playwright
 
 from hosts.models import Host
+from nodes.models import Node
 from tests.factories import GiB, HostFactory, ImageFactory, ImagePropertyFactory, TiB, UserFactory, place_node
 from tests.hosts.drift import set_counter
 
@@ -255,3 +256,77 @@ def test_support_staff_see_the_fleet_at_a_glance_on_the_admin_home(page, screens
     assert page.evaluate("window.cspViolations") == []
     # The browser asks for /favicon.ico on its own (the admin has none): the only error allowed.
     assert [error for error in errors if not (error[1] or "").endswith("/favicon.ico")] == []
+
+
+def placement_fleet():
+    """eu-01 … eu-04 (eu-1, 16 cores: 4 nodes each), eu-05 (eu-1, manual), us-01 (us-1)."""
+    image = ImageFactory(protocol="ethereum", version="1.14.0", min_cpu_cores=4, min_memory_bytes=16 * GiB)
+    for n in range(1, 5):
+        HostFactory(name=f"eu-{n:02d}", region="eu-1", cpu_cores=16)
+    HostFactory(name="eu-05", region="eu-1", scheduling="manual")
+    HostFactory(name="us-01", region="us-1")
+    return image
+
+
+def place_nodes(page, image, *, count: int, prefix: str):
+    page.goto("/admin/nodes/node/")
+    page.get_by_role("link", name="Place nodes…").click()
+    expect(page.locator("h1")).to_have_text("Place nodes")
+    page.select_option("#id_image", value=str(image.pk))
+    page.fill("#id_count", str(count))
+    page.fill("#id_name_prefix", prefix)
+    page.select_option("#id_region", value="eu-1")
+    page.get_by_role("button", name="Show the plan").click()
+
+
+def test_support_staff_place_nodes_in_a_region_through_the_plan_then_more_than_fits_is_refused(page, screenshots):
+    image = placement_fleet()
+    log_in(
+        page,
+        UserFactory(
+            username="support", is_staff=True, permissions=["nodes.view_node", "hosts.view_host", "nodes.add_node"]
+        ),
+    )
+
+    place_nodes(page, image, count=10, prefix="web")
+    expect(page.locator("#plan-summary")).to_contain_text("All 10 nodes would be placed, on 3 hosts.")
+    plan = page.locator("#placement-plan")
+    expect(plan.locator("tbody tr")).to_have_count(10)
+    expect(plan.locator("tr", has_text="web-4")).to_contain_text("eu-01")
+    expect(plan.locator("tr", has_text="web-4")).to_contain_text("0 cores")  # CPU: counts web-1 … web-3 on eu-01
+    expect(plan.locator("tr", has_text="web-10")).to_contain_text("eu-03")
+    page.screenshot(path=screenshots / "placement-plan.png", full_page=True)
+    assert not Node.objects.exists()  # nothing written before confirm
+
+    page.get_by_role("button", name="Confirm: place 10 nodes").click()
+    expect(page.locator(".messagelist")).to_have_text("10 nodes placed on 3 hosts.")
+    expect(page.locator("#result_list tbody tr")).to_have_count(10)  # the list, filtered to the new nodes
+
+    refusal = (
+        "No host can take this node: 0 of 6 hosts fit (4 short of cpu_cores, 1 not automatic, 1 outside region eu-1)."
+    )
+    place_nodes(page, image, count=10, prefix="more")
+    expect(page.locator("#plan-summary")).to_contain_text("6 of 10 nodes would be placed, on 2 hosts; 4 would not.")
+    expect(page.locator("#plan-refusal")).to_have_text(refusal)
+    page.get_by_role("button", name="Confirm: place the nodes (6 of 10 fit now)").click()
+    expect(page.locator(".messagelist")).to_have_text(f"6 nodes placed on 2 hosts; 4 not placed: {refusal}")
+    assert Node.objects.count() == 16
+    assert set(Host.objects.filter(region="eu-1", scheduling="automatic").values_list("node_count", flat=True)) == {4}
+
+
+def test_support_staff_drain_a_host_from_the_hosts_list(page):
+    placement_fleet()
+    log_in(page, UserFactory(username="support", is_staff=True, permissions=["hosts.view_host", "hosts.change_host"]))
+
+    page.goto("/admin/hosts/host/")
+    host_row(page, "eu-02").locator("input.action-select").check()
+    run_action(page, "Drain")
+
+    expect(page.locator(".messagelist")).to_have_text(
+        "Draining now (no new node goes on them; their nodes stay): eu-02."
+    )
+    expect(host_row(page, "eu-02").locator(".nf-scheduling-draining")).to_have_text("draining")
+    expect(host_row(page, "eu-05").locator(".nf-scheduling-manual")).to_have_text("manual")
+    page.get_by_role("link", name="draining", exact=True).click()  # the scheduling filter
+    expect(page.locator("#result_list tbody tr")).to_have_count(1)
+    assert Host.objects.get(name="eu-02").scheduling == "draining"

@@ -10,7 +10,7 @@ from django.urls import reverse
 from config.db import BUSY_DETAIL
 from config.units import BIGINT_MAX
 from hosts.admin.hosts import HostAdmin
-from hosts.models import CounterRepair, Host
+from hosts.models import COUNTER_FIELDS, HOST_INPUT_FIELDS, CounterRepair, Host
 from nodes.models import Node
 from tests.admin.conftest import action_names, client_for, messages_of, post_action, staff
 from tests.factories import GiB, HostFactory, ImageFactory, TiB, UserFactory, place_node
@@ -111,7 +111,9 @@ def test_host_page_shows_counters_read_only_and_saving_capacity_keeps_them():
     client = client_for(staff("hosts.change_host"), csrf=True)
     url = reverse("admin:hosts_host_change", args=[clean.pk])
     form = client.get(url).context["adminform"].form
-    assert set(form.fields) == {"name", "cpu_cores", "memory_bytes", "disk_bytes"}
+    # §11: capacity, reserve, ratios, slots, region and scheduling; never a counter.
+    assert set(form.fields) == set(HOST_INPUT_FIELDS)
+    assert not set(form.fields) & set(COUNTER_FIELDS)
     response = client.post(
         url,
         {

@@ -1,4 +1,7 @@
-"""manage.py seed_demo: a demo fleet, idempotent, with consistent counters, in bulk."""
+"""manage.py seed_demo: a demo fleet, idempotent, with consistent counters, in bulk. Its hosts
+are in regions eu-1 and us-1 (one without a region), one overcommitted, one with a reserve,
+one with node slots, one draining and one manual (nodes.demo.host_model), so placement (§11)
+has something to choose and to refuse."""
 
 import random
 import uuid
@@ -12,7 +15,7 @@ from tqdm import tqdm
 from hosts.locks import lock_hosts
 from hosts.models import COUNTER_OF_RESOURCE, Host
 from nodes.changes import image_spec
-from nodes.demo import ensure_catalogue, host_capacity, host_placement, node_config, other_values
+from nodes.demo import ensure_catalogue, host_capacity, host_model, node_config, other_values
 from nodes.models import Node
 from nodes.resources import Resources, required_allocation
 
@@ -51,7 +54,9 @@ class Command(BaseCommand):
         names = {f"host-{index + 1:05d}": index for index in indexes}
         existing = dict(Host.objects.filter(name__in=names).values_list("name", "id"))
         missing = [
-            Host(id=uuid.uuid4(), name=name, **host_capacity(nodes_per_host, index), **host_placement(index))
+            Host(
+                id=uuid.uuid4(), name=name, **host_capacity(nodes_per_host, index), **host_model(nodes_per_host, index)
+            )
             for name, index in names.items()
             if name not in existing
         ]
