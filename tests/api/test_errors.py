@@ -31,7 +31,6 @@ def create_body(fleet, **fields):
     [
         ("host_id", 5),
         ("host_id", False),
-        ("host_id", None),
         ("host_id", ["x"]),
         ("host_id", "not-a-uuid"),
         ("image_id", 123456789012345678901234567890),
