@@ -33,7 +33,7 @@ def named_fleet(analyzed):
         for h, host in enumerate(hosts)
         for n in range(NODES_PER_HOST)
     )
-    analyzed("hosts_host", "nodes_node")
+    analyzed("hosts_host", "nodes_node", "nodes_image")
 
 
 def search_statements(client, query: str) -> list[tuple[str, list]]:
