@@ -57,6 +57,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "config.http.logging.RequestIdMiddleware",
     "config.http.health.HealthCheckMiddleware",  # before anything that checks the Host header or CSRF
+    "nodes.agent.poll.AgentPollMiddleware",  # an agent's plain poll, ahead of what it does not use
     "config.http.request_body.ChunkedBodyMiddleware",  # before anything reads the body
     "django.middleware.security.SecurityMiddleware",
     "django_permissions_policy.PermissionsPolicyMiddleware",

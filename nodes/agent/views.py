@@ -8,7 +8,7 @@ from rest_framework.views import APIView
 from config.http.openapi import problems
 from nodes.agent.authentication import AgentTokenAuthentication, IsHostAgent, agent_seen
 from nodes.agent.lifecycle import command_ack, command_result
-from nodes.agent.poll import plain_poll, poll_answer
+from nodes.agent.poll import poll_answer
 from nodes.agent.serializers import (
     AgentCommandListSerializer,
     CommandResultSerializer,
@@ -35,11 +35,7 @@ class AgentView(APIView):
 
 
 class AgentCommandsView(AgentView):
-    """Serves what the plain poll (nodes.agent.poll) hands over, and documents the endpoint."""
-
-    @classmethod
-    def as_view(cls, **initkwargs):
-        return plain_poll(super().as_view(**initkwargs))
+    """Serves what AgentPollMiddleware (nodes.agent.poll) hands on, and documents the endpoint."""
 
     @extend_schema(
         summary="The host's open commands (agent)",

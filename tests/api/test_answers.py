@@ -1,12 +1,14 @@
 """The hot answers rendered without DRF (nodes.api.answers, nodes.agent.poll): the same JSON,
 byte for byte once parsed, as the serializers that document them in the schema produce for the
-same objects; and the poll served by the plain view, its refusals as the DRF view gives them."""
+same objects; and the poll served ahead of the middleware (AgentPollMiddleware), with the
+headers and the refusals the whole stack and the DRF view give."""
 
 import json
 
 import pytest
 from django.db import connection
 from django.http import HttpResponse
+from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from rest_framework.renderers import JSONRenderer
 from rest_framework.test import APIClient
@@ -67,7 +69,7 @@ def test_the_poll_answer_is_the_serializers(fleet):
     assert sent == drf_sent(AgentCommandListSerializer({"results": commands}).data)
 
 
-def test_the_poll_is_served_outside_drf_with_one_statement():
+def test_the_poll_is_served_ahead_of_the_middleware_with_one_statement():
     host = HostFactory()
     place_node(host=host, image=ImageFactory(), running=False)
     agent = APIClient()
@@ -78,12 +80,8 @@ def test_the_poll_is_served_outside_drf_with_one_statement():
         response = agent.get(COMMANDS)
 
     assert response.status_code == 200
-    assert type(response) is HttpResponse  # not DRF's Response: the plain view answered
-    assert (response["Content-Type"], response["Allow"], response["Vary"]) == (
-        "application/json",
-        "GET, HEAD, OPTIONS",
-        "Accept",
-    )
+    assert type(response) is HttpResponse  # not DRF's Response: the middleware answered
+    assert (response["Content-Type"], response["Allow"]) == ("application/json", "GET, HEAD, OPTIONS")
     assert [item["kind"] for item in response.json()["results"]] == ["node_create"]
     assert len(queries) == 1
 
@@ -110,3 +108,45 @@ def test_what_the_plain_poll_does_not_take_goes_to_drf():
     assert_problem(agent.post(COMMANDS), 405, "method_not_allowed")
     assert agent.options(COMMANDS).status_code == 200
     assert_problem(APIClient().get(COMMANDS), 401, "not_authenticated")
+
+
+def _agent(**extra) -> APIClient:
+    host = HostFactory()
+    agent = APIClient(**extra)
+    agent.credentials(HTTP_AUTHORIZATION=f"Bearer {agent_token_issue(host=host)}")
+    return agent
+
+
+def _headers(response) -> dict[str, object]:
+    headers = {name: value for name, value in response.headers.items() if name != "X-Request-ID"}
+    headers["Content-Security-Policy"] = set(headers["Content-Security-Policy"].split("; "))
+    return headers
+
+
+@pytest.mark.parametrize("secure", [False, True])
+def test_the_fast_poll_carries_the_headers_the_whole_stack_gives(secure):
+    agent = _agent()
+    fast = agent.get(COMMANDS, secure=secure)
+    stack = agent.get(COMMANDS, secure=secure, HTTP_ACCEPT="application/json; q=0.9")  # through DRF
+
+    assert type(fast) is HttpResponse and type(stack) is not HttpResponse
+    assert fast.content == stack.content == b'{"results":[]}'
+    assert _headers(fast) == _headers(stack)
+    assert ("Strict-Transport-Security" in fast.headers) is secure
+    assert fast["X-Request-ID"]
+
+
+def test_the_fast_poll_follows_a_changed_setting():
+    agent = _agent()
+    assert agent.get(COMMANDS)["X-Frame-Options"] == "DENY"
+
+    with override_settings(X_FRAME_OPTIONS="SAMEORIGIN"):
+        assert agent.get(COMMANDS)["X-Frame-Options"] == "SAMEORIGIN"
+    assert agent.get(COMMANDS)["X-Frame-Options"] == "DENY"
+
+
+def test_a_poll_the_host_check_or_the_tls_redirect_refuses_goes_down_the_stack():
+    assert _agent().get(COMMANDS, HTTP_HOST="evil.example").status_code == 400
+    with override_settings(SECURE_SSL_REDIRECT=True):  # a new client: its middleware read the setting
+        redirected = _agent().get(COMMANDS)
+    assert (redirected.status_code, redirected["Location"]) == (301, f"https://testserver{COMMANDS}")

@@ -8,6 +8,7 @@ import uuid
 from urllib.parse import urlencode
 
 import pytest
+from django.urls import resolve
 from openapi_core import Config, OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 from rest_framework.test import APIClient
@@ -51,7 +52,7 @@ class Tour:
             content_type=response.get("Content-Type", ""),
         )
         self.api.validate_response(request, answer)  # raises, naming what differs from the schema
-        operation = (method.lower(), re.sub(r"<[^>]+>", "{id}", "/" + response.wsgi_request.resolver_match.route))
+        operation = (method.lower(), re.sub(r"<[^>]+>", "{id}", "/" + resolve(path).route))
         self.statuses.append((*operation, response.status_code))
         if response.status_code < 300:
             self.succeeded.add(operation)
