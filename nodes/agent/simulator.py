@@ -134,7 +134,10 @@ class SimulatedAgent:
         tally["polls"] += 1
         if response.status_code != 200:
             raise ServerPause(f"poll answered {response.status_code} {_problem_code(response)}")
-        data = response.json()
+        try:
+            data = response.json()
+        except ValueError:  # not JSON (a dev server reloading, a proxy's page): try again later
+            raise ServerPause(f"poll answered {response.status_code} without JSON") from None
         commands = data.get("results", []) if isinstance(data, dict) else data
         seen = set()
         for command in commands:

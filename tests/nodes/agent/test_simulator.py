@@ -39,7 +39,7 @@ class ScriptedAgentServer:
                 status, payload, headers = server.answers.get((method, self.path), (None, None, {}))
                 if status is None:
                     status, payload = server.default(method, self.path, body)
-                data = json.dumps(payload).encode()
+                data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
@@ -133,6 +133,16 @@ def test_busy_and_throttled_answers_pause_for_retry_after(server):
         with pytest.raises(ServerPause) as paused:
             agent(server).step(requests.Session(), Counter(), print)
         assert paused.value.seconds == 7
+
+
+def test_a_poll_answered_without_json_pauses_the_agent_instead_of_ending_it(server):
+    server.answers[("GET", "/api/v1/agent/commands/")] = (200, b"<html>reloading</html>", {})
+    simulated = agent(server)
+    fleet = AgentFleet([simulated], interval=0.01, say=lambda line: None)
+    tally = Counter()
+
+    assert fleet._next_pause(simulated, requests.Session(), tally) > 0
+    assert tally["server_pauses"] == 1
 
 
 def test_a_refused_token_and_an_unreachable_server_are_told_apart(server):
