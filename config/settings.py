@@ -96,6 +96,9 @@ TEMPLATES = [
 # How long a transaction waits for a row lock before the request answers 503 `busy`.
 DB_LOCK_TIMEOUT_MS = env.int("DB_LOCK_TIMEOUT_MS", default=5000)
 
+#: The hot statements prepared on each PostgreSQL connection (config.db.prepared).
+DB_PREPARED_STATEMENTS = env.bool("DB_PREPARED_STATEMENTS", default=True)
+
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # SQLite serves only the quick start: IMMEDIATE makes every write transaction take the
@@ -115,11 +118,16 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
         f"-c lock_timeout={DB_LOCK_TIMEOUT_MS} -c jit=off -c nodefleet.app=1"
     )
-    # Server-side binding (issue 22, docs/performance.md "Connections"): parameters travel apart
-    # from the SQL, so psycopg prepares a statement after a connection has run it
-    # DB_PREPARE_THRESHOLD times and PostgreSQL parses and plans it once per connection.
+    # Prepared statements (issue 22, docs/performance.md "Connections"): psycopg prepares a
+    # statement sent with server-side binding once a connection has run it DB_PREPARE_THRESHOLD
+    # times, and PostgreSQL parses and plans it once per connection. The hot statements (the
+    # upgrade's locked read and write, the agent's poll and calls, the token lookup) are sent so
+    # (config.db.prepared); DB_SERVER_SIDE_BINDING sends every statement so (off: the ORM's and
+    # the admin's SQL is written for client-side binding). Both off behind a pooler in
+    # transaction mode that does not keep prepared statements.
     if env.bool("DB_SERVER_SIDE_BINDING", default=False):
         DATABASES["default"]["OPTIONS"]["server_side_binding"] = True
+    if DB_PREPARED_STATEMENTS or DATABASES["default"]["OPTIONS"].get("server_side_binding"):
         DATABASES["default"]["OPTIONS"]["prepare_threshold"] = env.int("DB_PREPARE_THRESHOLD", default=5)
     # Django's connection pool (psycopg_pool) in place of one kept connection per thread: a
     # connection goes back to the pool at the end of each request (CONN_MAX_AGE must be 0).

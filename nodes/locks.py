@@ -13,6 +13,7 @@ import functools
 
 from django.db import connection
 
+from config.db.prepared import prepared_cursor
 from config.http.metrics import LOCK_WAIT_SECONDS, timed
 from config.units import RESOURCES
 from hosts.models import Host
@@ -120,7 +121,7 @@ def node_with_images(node_id, image_id, *, lock: bool) -> tuple[Node | None, dic
     does so with a write conditional on its status (nodes.changes.upgrade)."""
     pk, image_pk = (Node._meta.pk.get_db_prep_value(value, connection) for value in (node_id, image_id))
     statement = _statement(lock and connection.features.has_select_for_update_of)
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(statement, [image_pk, pk])
         rows = cursor.fetchall()
         if lock and rows and _stale(rows):
@@ -189,7 +190,7 @@ def command_with_node(command_id: int, host_id=None) -> tuple[Command | None, No
     if host_id is not None:
         params.append(Host._meta.pk.get_db_prep_value(host_id, connection))
     statement = _command_statement(host_id is not None, connection.features.has_select_for_update_of)
-    with timed(LOCK_WAIT_SECONDS), connection.cursor() as cursor:
+    with timed(LOCK_WAIT_SECONDS), prepared_cursor() as cursor:
         cursor.execute(statement, params)
         row = cursor.fetchone()
     if row is None:

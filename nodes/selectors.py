@@ -7,6 +7,7 @@ from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
+from config.db.prepared import prepared_cursor
 from config.errors import NotFound
 from hosts.models import Host
 from nodes.locks import model_from_row
@@ -92,7 +93,7 @@ def agent_poll(token_digest: str) -> tuple[Host | None, list[Command]]:
     token has this digest, and its open commands that are due (`not_before` past), oldest first,
     at most 100. (None, []) when no host has that token."""
     now = Command._meta.get_field("created_at").get_db_prep_value(timezone.now(), connection)
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(_poll_statement(), [now, token_digest])
         rows = cursor.fetchall()
     if not rows:

@@ -90,6 +90,7 @@ def round_trips():
     connection.ensure_connection()
     pgconn = connection.connection.pgconn
     sent = []
+    named = {}  # prepared statement name -> its SQL (config.db.prepared), parsed in the block
     with tempfile.TemporaryFile() as trace:
         pgconn.trace(trace.fileno())
         pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
@@ -104,8 +105,14 @@ def round_trips():
                 if direction == "F" and message in ("Query", "Parse"):
                     text = rest[0].strip()
                     if message == "Parse":  # `"statement name" "sql" ...`
-                        text = text[text.index('" "') + 2 :]
+                        name, text = text[1 : text.index('" "')], text[text.index('" "') + 2 :]
+                        if name:
+                            named[name] = text[1 : text.rindex('"')]
                     pending = text[1 : text.rindex('"')]
+                elif direction == "F" and message == "Bind" and pending is None:
+                    # A prepared statement run again: `"portal" "statement name" ...`, no Parse.
+                    name = rest[0].split('"')[3]
+                    pending = named.get(name, f"EXECUTE {name}")
                 elif direction == "B" and message == "ReadyForQuery":
                     sent.append(pending)
                     pending = None

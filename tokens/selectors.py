@@ -9,6 +9,7 @@ from django.db import connection
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from config.db.prepared import prepared_cursor
 from tokens import keys
 from tokens.models import ApiToken
 
@@ -64,7 +65,7 @@ def token_for_key(key: str) -> ApiToken | None:
     digest = keys.digest(key)
     if connection.vendor != "postgresql":
         return ApiToken.objects.select_related("user").filter(digest=digest).first()
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(_lookup_sql(), [digest])
         row = cursor.fetchone()
     if row is None:

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 from django.db import connection
 
+from config.db.prepared import prepared_cursor
+
 
 def _quoted(name: str) -> str:
     return connection.ops.quote_name(name)
@@ -155,7 +157,7 @@ def write_together(
     for model, values in inserts:
         params += _prepared(model, values)
     insert_keys = tuple((model, tuple(values)) for model, values in inserts)
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(_together_sql(guard_key, add_key, update_key, insert_keys), params)
         return cursor.fetchone()[0]
 
