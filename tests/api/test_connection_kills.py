@@ -1,7 +1,7 @@
 """A soak under gunicorn while PostgreSQL drops the app's connections and a worker is killed
 mid-request (issue 22), for each way of holding connections: the default (one kept connection
-per thread, health-checked), server-side binding with prepared statements, and Django's
-connection pool. Clients see only 200, 409 and 503 (never another 5xx, never a hang), a retried
+per thread, health-checked, the hot statements prepared on it), nothing prepared, server-side
+binding of every statement, and Django's connection pool. Clients see only 200, 409 and 503 (never another 5xx, never a hang), a retried
 request succeeds, and afterwards every host's counters equal its nodes' sums, with one history
 entry and one command per success."""
 
@@ -29,6 +29,7 @@ SECONDS = 8
 
 CONFIGURATIONS = {
     "kept connections": {},
+    "nothing prepared": {"DB_PREPARED_STATEMENTS": "false"},
     "server-side binding, prepared": {"DB_SERVER_SIDE_BINDING": "true", "DB_PREPARE_THRESHOLD": "2"},
     "connection pool": {"DB_POOL": "true", "DB_POOL_MAX_SIZE": "4"},
 }
