@@ -2,8 +2,8 @@
 mid-request (issue 22), for each way of holding connections: the default (one kept connection
 per thread, health-checked, the hot statements prepared on it), nothing prepared, server-side
 binding of every statement, and Django's connection pool. Clients see only 200, 409 and 503
-(never another 5xx, never a hang), a retried request succeeds, and afterwards every host's counters equal its nodes' sums, with one history
-entry and one command per success."""
+(never another 5xx, never a hang), a retried request succeeds, and afterwards every host's
+counters equal its nodes' sums, with one history entry and one command per success."""
 
 import http.client
 import os
