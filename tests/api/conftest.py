@@ -8,6 +8,7 @@ import pytest
 from django.db import connection
 from rest_framework.test import APIClient
 
+from hosts.agent_tokens import agent_token_issue
 from tests.factories import GiB, HostFactory, ImageFactory, ImagePropertyFactory, UserFactory, place_node
 from tests.support import fleet_snapshot as snapshot  # noqa: F401 (the API tests' name)
 from tokens.services import token_create
@@ -40,6 +41,13 @@ ROLES = {
 def token_client(user) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {token_create(user=user)[1]}")
+    return client
+
+
+def agent_client(host) -> APIClient:
+    """An APIClient speaking for `host`'s agent (a new agent token)."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {agent_token_issue(host=host, rotate=True)}")
     return client
 
 

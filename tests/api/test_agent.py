@@ -13,19 +13,13 @@ from hosts.agent_tokens import agent_token_issue
 from hosts.models import Host
 from nodes.changes import node_upgrade
 from nodes.models import Command
-from tests.api.conftest import PROBLEM, assert_problem
+from tests.api.conftest import PROBLEM, agent_client, assert_problem
 from tests.factories import HostFactory, ImageFactory, UserFactory, place_node
 from tests.support import fleet_snapshot, manage
 
 pytestmark = pytest.mark.django_db
 
 COMMANDS = "/api/v1/agent/commands/"
-
-
-def agent_client(host) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {agent_token_issue(host=host, rotate=True)}")
-    return client
 
 
 def ack_url(command) -> str:

@@ -14,7 +14,6 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.test import APIClient
 
 from config.http.answers import json_answer
-from hosts.agent_tokens import agent_token_issue
 from hosts.models import Host
 from nodes.agent.poll import poll_answer
 from nodes.agent.serializers import AgentCommandListSerializer
@@ -22,7 +21,7 @@ from nodes.api.answers import host_answer, node_answer, upgrade_answer
 from nodes.api.serializers import HostSerializer, NodeSerializer, UpgradeSerializer
 from nodes.changes import node_upgrade
 from nodes.models import Command, Node
-from tests.api.conftest import assert_problem
+from tests.api.conftest import agent_client, assert_problem
 from tests.factories import HostFactory, ImageFactory, place_node
 
 pytestmark = pytest.mark.django_db
@@ -72,8 +71,7 @@ def test_the_poll_answer_is_the_serializers(fleet):
 def test_the_poll_is_served_ahead_of_the_middleware_with_one_statement():
     host = HostFactory()
     place_node(host=host, image=ImageFactory(), running=False)
-    agent = APIClient()
-    agent.credentials(HTTP_AUTHORIZATION=f"Bearer {agent_token_issue(host=host)}")
+    agent = agent_client(host)
     agent.get(COMMANDS)  # records the agent as seen (a second statement, once a minute)
 
     with CaptureQueriesContext(connection) as queries:
@@ -100,21 +98,12 @@ def test_a_refused_token_on_the_plain_poll_is_the_drf_views_401(header):
 
 
 def test_what_the_plain_poll_does_not_take_goes_to_drf():
-    host = HostFactory()
-    agent = APIClient()
-    agent.credentials(HTTP_AUTHORIZATION=f"Bearer {agent_token_issue(host=host)}")
+    agent = agent_client(HostFactory())
 
     assert_problem(agent.get(COMMANDS, HTTP_ACCEPT="text/html"), 406, "not_acceptable")
     assert_problem(agent.post(COMMANDS), 405, "method_not_allowed")
     assert agent.options(COMMANDS).status_code == 200
     assert_problem(APIClient().get(COMMANDS), 401, "not_authenticated")
-
-
-def _agent(**extra) -> APIClient:
-    host = HostFactory()
-    agent = APIClient(**extra)
-    agent.credentials(HTTP_AUTHORIZATION=f"Bearer {agent_token_issue(host=host)}")
-    return agent
 
 
 def _headers(response) -> dict[str, object]:
@@ -125,7 +114,7 @@ def _headers(response) -> dict[str, object]:
 
 @pytest.mark.parametrize("secure", [False, True])
 def test_the_fast_poll_carries_the_headers_the_whole_stack_gives(secure):
-    agent = _agent()
+    agent = agent_client(HostFactory())
     fast = agent.get(COMMANDS, secure=secure)
     stack = agent.get(COMMANDS, secure=secure, HTTP_ACCEPT="application/json; q=0.9")  # through DRF
 
@@ -137,7 +126,7 @@ def test_the_fast_poll_carries_the_headers_the_whole_stack_gives(secure):
 
 
 def test_the_fast_poll_follows_a_changed_setting():
-    agent = _agent()
+    agent = agent_client(HostFactory())
     assert agent.get(COMMANDS)["X-Frame-Options"] == "DENY"
 
     with override_settings(X_FRAME_OPTIONS="SAMEORIGIN"):
@@ -146,7 +135,7 @@ def test_the_fast_poll_follows_a_changed_setting():
 
 
 def test_a_poll_the_host_check_or_the_tls_redirect_refuses_goes_down_the_stack():
-    assert _agent().get(COMMANDS, HTTP_HOST="evil.example").status_code == 400
+    assert agent_client(HostFactory()).get(COMMANDS, HTTP_HOST="evil.example").status_code == 400
     with override_settings(SECURE_SSL_REDIRECT=True):  # a new client: its middleware read the setting
-        redirected = _agent().get(COMMANDS)
+        redirected = agent_client(HostFactory()).get(COMMANDS)
     assert (redirected.status_code, redirected["Location"]) == (301, f"https://testserver{COMMANDS}")

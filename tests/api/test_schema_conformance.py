@@ -13,9 +13,8 @@ from openapi_core import Config, OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 from rest_framework.test import APIClient
 
-from hosts.agent_tokens import agent_token_issue
 from nodes.models import Command, Image, Node
-from tests.api.conftest import token_client
+from tests.api.conftest import agent_client, token_client
 from tests.factories import GiB, ImageFactory, ImagePropertyFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -137,8 +136,7 @@ def test_every_operation_answers_what_the_served_schema_says(client, admin_clien
     tour.call(admin_client, "delete", f"/api/v1/nodes/{other.pk}/", status=404)
 
     # The host's agent (§9): poll, ack and report the upgrade applied above; their refusals.
-    agent = APIClient()
-    agent.credentials(HTTP_AUTHORIZATION=f"Bearer {agent_token_issue(host=host)}")
+    agent = agent_client(host)
     upgrade_command = Command.objects.get(node_id=node.pk, status="pending")
     commands = "/api/v1/agent/commands/"
     tour.call(agent, "get", commands, status=200)
