@@ -17,19 +17,18 @@ not keep prepared statements (PgBouncer before 1.21, or without max_prepared_sta
 
 from django.conf import settings
 from django.db import connection
+from django.db.backends.postgresql.base import ServerBindingCursor
 
 
 def prepared_cursor():
     """A cursor of the default connection whose statements PostgreSQL prepares (see above)."""
-    if connection.vendor != "postgresql" or not settings.DB_PREPARED_STATEMENTS:
-        return connection.cursor()
-    from django.db.backends.postgresql.base import ServerBindingCursor
-
-    connection.close_if_health_check_failed()  # as connection.cursor() does
-    connection.ensure_connection()
-    if isinstance(connection.connection.cursor_factory, type) and issubclass(
-        connection.connection.cursor_factory, ServerBindingCursor
+    if (
+        connection.vendor != "postgresql"
+        or not settings.DB_PREPARED_STATEMENTS
+        or connection.settings_dict["OPTIONS"].get("server_side_binding")  # every cursor is one already
     ):
-        return connection.cursor()  # DB_SERVER_SIDE_BINDING: every cursor is one already
+        return connection.cursor()
+    connection.close_if_health_check_failed()  # what connection.cursor() does, then its own cursor
+    connection.ensure_connection()
     with connection.wrap_database_errors:
         return connection._prepare_cursor(ServerBindingCursor(connection.connection))
