@@ -1,4 +1,4 @@
-"""What audit_resources and repair_counters share: the --host scope, and how findings and
+"""What the fleet's commands share: the --host option and scope, and how findings and
 changes show: one line per item for a person (exact integers, human units beside them; stored
 names with control characters escaped, so no name can forge a line), a JSON object per item for
 a machine, and a JSON document written piece by piece, so a large report never sits whole in
@@ -22,6 +22,11 @@ from nodes.repair import AllocationChange
 def terminal_safe(line: str) -> str:
     """One output line as a terminal shows it: characters that do not print escaped."""
     return escape_unprintable(line)
+
+
+def add_host_option(parser, help: str) -> None:
+    """The repeatable `--host ID_OR_NAME` option (into `hosts`), as every command spells it."""
+    parser.add_argument("--host", action="append", dest="hosts", default=[], metavar="ID_OR_NAME", help=help)
 
 
 def host_scope(refs: list[str]) -> list | None:

@@ -18,7 +18,7 @@ from hosts.models import Source
 from hosts.outside import attributed, not_recorded_notice
 from nodes.agent.overdue import overdue_warnings
 from nodes.audit import NodeFinding, node_allocation_findings, node_count
-from nodes.management.audit_cli import JsonDocument, finding_json, finding_line, host_scope
+from nodes.management.audit_cli import JsonDocument, add_host_option, finding_json, finding_line, host_scope
 from nodes.management.outside_cli import attribution_json, attribution_lines
 
 logger = logging.getLogger("nodes.audit")
@@ -32,14 +32,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument(
-            "--host",
-            action="append",
-            dest="hosts",
-            default=[],
-            metavar="ID_OR_NAME",
-            help="audit only this host (repeatable)",
-        )
+        add_host_option(parser, "audit only this host (repeatable)")
         parser.add_argument("--json", action="store_true", dest="as_json", help="one JSON document on stdout")
 
     def handle(self, *args, hosts: list[str], as_json: bool, **options):

@@ -17,7 +17,7 @@ from hosts.outside import (
     timestamp,
     write_json,
 )
-from nodes.management.audit_cli import JsonDocument, host_scope, terminal_safe
+from nodes.management.audit_cli import JsonDocument, add_host_option, host_scope, terminal_safe
 from nodes.management.outside_cli import write_line
 
 
@@ -30,14 +30,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--since", metavar="TIME", help="only writes at or after TIME (ISO 8601)")
-        parser.add_argument(
-            "--host",
-            action="append",
-            dest="hosts",
-            default=[],
-            metavar="ID_OR_NAME",
-            help="only writes that concern this host (repeatable)",
-        )
+        add_host_option(parser, "only writes that concern this host (repeatable)")
         parser.add_argument("--json", action="store_true", dest="as_json", help="one JSON document on stdout")
         parser.add_argument("--prune-before", metavar="TIME", help="delete the writes recorded before TIME")
 

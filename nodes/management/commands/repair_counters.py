@@ -21,6 +21,7 @@ from hosts.repair import host_counters_repair
 from nodes.audit import node_allocation_findings
 from nodes.management.audit_cli import (
     JsonDocument,
+    add_host_option,
     allocation_change_json,
     allocation_change_line,
     counter_change_json,
@@ -45,14 +46,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--dry-run", action="store_true", help="show what would change; write nothing")
-        parser.add_argument(
-            "--host",
-            action="append",
-            dest="hosts",
-            default=[],
-            metavar="ID_OR_NAME",
-            help="repair only this host (repeatable)",
-        )
+        add_host_option(parser, "repair only this host (repeatable)")
         parser.add_argument(
             "--batch-size", type=int, default=500, metavar="N", help="hosts per transaction (default 500)"
         )

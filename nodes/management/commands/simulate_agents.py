@@ -20,6 +20,7 @@ from hosts.agent_tokens import agent_token_issue
 from hosts.audit import hosts_by_id_or_name
 from hosts.models import Host
 from nodes.agent.simulator import AgentFleet, Behaviour, SimulatedAgent
+from nodes.management.audit_cli import add_host_option
 
 #: The outcome counts the closing summary lists, in this order.
 TALLY_ORDER = ("polls", "acked", "succeeded", "failed", "rolled_back", "retry_later", "dropped")
@@ -53,14 +54,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--url", default="http://127.0.0.1:8000", help="the server's base URL")
-        parser.add_argument(
-            "--host",
-            action="append",
-            dest="hosts",
-            default=[],
-            metavar="ID_OR_NAME",
-            help="play this host's agent (repeatable; default: every host)",
-        )
+        add_host_option(parser, "play this host's agent (repeatable; default: every host)")
         parser.add_argument("--interval", type=_positive, default=2.0, metavar="S", help="seconds between polls")
         parser.add_argument("--fail-rate", type=_rate, default=0.0, metavar="P", help="share of commands that fail")
         parser.add_argument(
