@@ -1,10 +1,12 @@
 """Helpers the tests share: what a refusal must leave unchanged, manage.py in a subprocess
-against the test database, and another session holding a host's row lock."""
+against the test database, another session holding a host's row lock, and one that makes a
+deadlock."""
 
 import os
 import subprocess
 import sys
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -116,3 +118,26 @@ def round_trips():
                 elif direction == "B" and message == "ReadyForQuery":
                     sent.append(pending)
                     pending = None
+
+
+def deadlock_partner(first: tuple[str, object], then: tuple[str, object], locked: threading.Event) -> None:
+    """On a connection of its own: locks the row `first` (table, pk), sets `locked`, waits until
+    another transaction waits for that row, then asks for the row `then`, which that transaction
+    holds. Its deadlock_timeout is 20 s, so PostgreSQL detects the deadlock on the other side and
+    aborts that one (deadlock_detected); this one then gets its rows and commits."""
+    other = connections.create_connection("default")
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("BEGIN")
+            cursor.execute("SET LOCAL deadlock_timeout = '20s'")
+            cursor.execute(f"SELECT 1 FROM {first[0]} WHERE id = %s FOR UPDATE", [first[1]])
+            locked.set()
+            for _ in range(250):  # until the other transaction waits for our row
+                cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = 'transactionid'")
+                if cursor.fetchone()[0]:
+                    break
+                time.sleep(0.02)
+            cursor.execute(f"SELECT 1 FROM {then[0]} WHERE id = %s FOR UPDATE", [then[1]])
+            cursor.execute("COMMIT")
+    finally:
+        other.close()

@@ -6,7 +6,7 @@ import threading
 import time
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 
 from config.errors import AlreadyOnImage
 from hosts.models import Host
@@ -14,6 +14,7 @@ from nodes.changes import node_upgrade
 from nodes.models import Node, NodeLog
 from tests.factories import GiB, HostFactory, ImageFactory, place_node
 from tests.invariants import assert_counters_exact
+from tests.support import deadlock_partner
 
 
 def in_threads(count, work):
@@ -133,25 +134,9 @@ def test_a_deadlock_is_retried_inside_the_service(caplog):
     node = place_node(host=host, image=small)
     holding_host = threading.Event()
 
-    def other_transaction():
-        other = connections.create_connection("default")
-        try:
-            with other.cursor() as cursor:
-                cursor.execute("BEGIN")
-                cursor.execute("SET LOCAL deadlock_timeout = '20s'")  # the upgrade detects it first
-                cursor.execute("SELECT 1 FROM hosts_host WHERE id = %s FOR UPDATE", [host.pk])
-                holding_host.set()
-                for _ in range(200):  # until the upgrade waits for our host lock
-                    cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = 'transactionid'")
-                    if cursor.fetchone()[0]:
-                        break
-                    time.sleep(0.02)
-                cursor.execute("SELECT 1 FROM nodes_node WHERE id = %s FOR UPDATE", [node.pk])
-                cursor.execute("COMMIT")
-        finally:
-            other.close()
-
-    thread = threading.Thread(target=other_transaction)
+    thread = threading.Thread(
+        target=deadlock_partner, args=(("hosts_host", host.pk), ("nodes_node", node.pk), holding_host)
+    )
     thread.start()
     assert holding_host.wait(5)
     with caplog.at_level(logging.INFO, logger="config.db"):

@@ -18,6 +18,7 @@ from nodes.rollouts.services import rollout_create
 from tests.factories import GiB, HostFactory, ImageFactory, TiB
 from tests.nodes.rollouts.background import background_until, rollout_share_locked, state_of
 from tests.nodes.rollouts.support import running_node
+from tests.support import deadlock_partner
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -122,24 +123,6 @@ def test_a_deadlock_inside_a_tick_that_outlasts_the_retries(rollout):
     row = RolloutNode.objects.filter(rollout=rollout).order_by("position").first()
     attempts = []
 
-    def deadlock_partner(locked: threading.Event):
-        other = connections.create_connection("default")
-        try:
-            with other.cursor() as cursor:
-                cursor.execute("BEGIN")
-                cursor.execute("SET LOCAL deadlock_timeout = '20s'")  # the step detects it first
-                cursor.execute("SELECT 1 FROM nodes_rolloutnode WHERE id = %s FOR UPDATE", [row.pk])
-                locked.set()
-                for _ in range(250):  # until the step waits for our row
-                    cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = 'transactionid'")
-                    if cursor.fetchone()[0]:
-                        break
-                    time.sleep(0.02)
-                cursor.execute("SELECT 1 FROM nodes_rollout WHERE id = %s FOR UPDATE", [rollout.pk])
-                cursor.execute("COMMIT")
-        finally:
-            other.close()
-
     def wrapper(execute, sql, params, many, context):
         if (
             len(attempts) < 3
@@ -148,7 +131,10 @@ def test_a_deadlock_inside_a_tick_that_outlasts_the_retries(rollout):
             and "nodes_rolloutnode" not in sql
         ):
             locked = threading.Event()
-            partner = threading.Thread(target=deadlock_partner, args=(locked,))
+            partner = threading.Thread(
+                target=deadlock_partner,
+                args=(("nodes_rolloutnode", row.pk), ("nodes_rollout", rollout.pk), locked),
+            )
             partner.start()
             attempts.append(partner)
             assert locked.wait(5)
